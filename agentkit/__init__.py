@@ -43,6 +43,7 @@ from .messages import (
 )
 from .models import Model
 from .settings import ModelSettings
+from .tools import Tool, ToolContext, to_content, tool
 
 __version__ = "0.1.0"
 
@@ -74,9 +75,11 @@ __all__ = [
     "ServerError",
     "StreamTruncatedError",
     "TextDelta",
+    "Tool",
     "ToolApprovalDenied",
     "ToolArgumentsError",
     "ToolCall",
+    "ToolContext",
     "ToolDefinitionError",
     "ToolError",
     "ToolExecutionError",
@@ -87,4 +90,6 @@ __all__ = [
     "Usage",
     "UsageLimitExceeded",
     "__version__",
+    "to_content",
+    "tool",
 ]

@@ -1,7 +1,513 @@
-"""Placeholder: ``@tool`` and ``Tool`` land here."""
+"""Tools from plain Python functions: ``@tool``, :class:`Tool`, :class:`ToolContext`.
+
+``@tool`` reads a function's signature and docstring once, at decoration, and builds:
+
+- the JSON Schema of its parameters, compact and shaped for small models (every top-level
+  property has one string ``type`` and a ``description``, as the Workers AI schema requires);
+- a validator that accepts what small models send in good faith (``"3"`` for 3, ``"true"``,
+  objects and arrays sent as JSON text, ``null`` for an optional argument);
+- the call plan: which arguments go by position, where the run context is injected.
+
+The decorated object is a :class:`Tool` and is still callable like the function.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
+import enum
+import functools
+import inspect
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, Literal, TypeVar, overload
+
+import pydantic_core
+from pydantic import BaseModel, ValidationError
+
+from ._schema import (
+    FunctionSchema,
+    arguments_error,
+    build_function_schema,
+    format_validation_error,
+    make_error,
+)
+from .errors import (
+    ConfigurationError,
+    ToolArgumentsError,
+    ToolError,
+    ToolExecutionError,
+    ToolTimeoutError,
+)
+from .messages import Message, ToolResult, Usage
+
+__all__ = ["Tool", "ToolContext", "to_content", "tool"]
+
+DepsT = TypeVar("DepsT")
+
+#: What :func:`to_content` gives for a function that returned ``None``.
+NO_OUTPUT = "(no output)"
+
+
+@dataclass
+class ToolContext(Generic[DepsT]):
+    """The run context, filled by the agent; a parameter annotated ``ToolContext[...]`` gets it.
+
+    The parameter is left out of the tool's schema (the model never sees it). ``deps`` is what
+    was passed as ``deps=`` to the run; ``messages`` is the transcript so far.
+    """
+
+    deps: DepsT
+    run_id: str = ""
+    messages: list[Message] = field(default_factory=list)
+    tool_call_id: str | None = None
+    tool_name: str | None = None
+    step: int = 0
+    usage: Usage = field(default_factory=Usage)
+
+    def add_usage(self, usage: Usage) -> None:
+        """Report usage from nested work (an agent run inside a tool) so the run counts it."""
+        self.usage = self.usage + usage
+
+
+def to_content(value: Any) -> str:
+    """The text a model sees for a tool's return value.
+
+    - ``str``: as is (never JSON-quoted again);
+    - pydantic models, dataclasses, dicts, lists, tuples, sets: compact JSON, non-ASCII kept;
+    - ``None``: ``"(no output)"``, so the model knows the call finished;
+    - ``bytes``: decoded as UTF-8 (invalid bytes replaced); an ``Enum``: its value;
+    - anything else: ``str(value)``.
+    """
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return NO_OUTPUT
+    if isinstance(value, dict | list | tuple | set | frozenset | BaseModel) or (
+        dataclasses.is_dataclass(value) and not isinstance(value, type)
+    ):
+        return pydantic_core.to_json(value, fallback=str).decode()
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", errors="replace")
+    if isinstance(value, enum.Enum):
+        return to_content(value.value)
+    return str(value)
+
+
+def _check_options(timeout: float | None, max_retries: int | None) -> None:
+    if timeout is not None and (
+        isinstance(timeout, bool) or not isinstance(timeout, int | float) or not timeout > 0
+    ):
+        raise ConfigurationError(
+            f"tool timeout must be a positive number of seconds or None, got {timeout!r}"
+        )
+    if max_retries is not None and (
+        isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0
+    ):
+        raise ConfigurationError(
+            f"tool max_retries must be a non-negative integer or None, got {max_retries!r}"
+        )
+
+
+def _is_async_callable(fn: Any) -> bool:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    if inspect.iscoroutinefunction(fn):
+        return True
+    call = getattr(fn, "__call__", None)  # noqa: B004  (callable objects)
+    return not inspect.isroutine(fn) and inspect.iscoroutinefunction(call)
+
 
 class Tool:
+    """A function the model can call, with its schema, validator and runner.
+
+    Build one with :func:`tool` (``@tool`` / ``@tool(...)``) or :meth:`Tool.from_function`.
+    Calling the tool calls the function directly. :meth:`run` is what the agent uses: it
+    validates the model's arguments, injects the :class:`ToolContext`, applies the timeout and
+    returns a :class:`~agentkit.messages.ToolResult`.
+
+    The schema (``parameters``) is built once; treat it as read-only.
+    """
+
     name: str
+    description: str
+    parameters: dict[str, Any]
+    function: Callable[..., Any]
+    timeout: float | None
+    max_retries: int | None
+    requires_approval: bool
+    sequential: bool
+    is_async: bool
+
+    def __init__(
+        self,
+        function: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        requires_approval: bool = False,
+        sequential: bool = False,
+    ) -> None:
+        if isinstance(function, Tool):
+            function = function.function
+        _check_options(timeout, max_retries)
+        schema = build_function_schema(
+            function, name=name, description=description, context_type=ToolContext
+        )
+        self._schema: FunctionSchema = schema
+        self.function = function
+        self.name = schema.name
+        self.description = schema.description
+        self.parameters = schema.parameters
+        self.timeout = float(timeout) if timeout is not None else None
+        self.max_retries = max_retries
+        self.requires_approval = bool(requires_approval)
+        self.sequential = bool(sequential)
+        self.is_async = _is_async_callable(function)
+        self._flat: dict[str, Any] = {
+            "name": self.name,
+            "description": self.description,
+            "parameters": self.parameters,
+        }
+        # Some callables (partials, builtins) lack parts of the metadata: copy what exists.
+        functools.update_wrapper(self, function)
+        # A keyword-only call works for nearly every tool; positional plans only when needed.
+        self._simple = schema.positional is None and schema.var_keyword is None
+
+    @classmethod
+    def from_function(
+        cls,
+        fn: Callable[..., Any],
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        timeout: float | None = None,
+        max_retries: int | None = None,
+        requires_approval: bool = False,
+        sequential: bool = False,
+    ) -> Tool:
+        """Make a tool from ``fn``; the same as ``tool(fn, ...)``."""
+        return cls(
+            fn,
+            name=name,
+            description=description,
+            timeout=timeout,
+            max_retries=max_retries,
+            requires_approval=requires_approval,
+            sequential=sequential,
+        )
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the function directly, exactly as if it were not decorated."""
+        return self.function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Tool(name={self.name!r}, parameters={list(self.parameters['properties'])!r})"
+
+    @property
+    def takes_context(self) -> bool:
+        """Whether the function has a :class:`ToolContext` parameter."""
+        return self._schema.context_param is not None
+
+    def definition(self, style: Literal["function", "flat"] = "function") -> dict[str, Any]:
+        """The tool as Workers AI (and OpenAI) expect it in ``tools``.
+
+        ``"function"``: ``{"type": "function", "function": {name, description, parameters}}``;
+        ``"flat"``: ``{name, description, parameters}``. The outer dicts are fresh on every
+        call; ``parameters`` is shared, do not mutate it.
+        """
+        if style == "function":
+            return {"type": "function", "function": dict(self._flat)}
+        if style == "flat":
+            return dict(self._flat)
+        raise ConfigurationError(f"definition style must be 'function' or 'flat', got {style!r}")
+
+    # --- validation ----------------------------------------------------------------------------
+
+    def validate(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
+        """Check the model's arguments and return them converted, keyed by parameter name.
+
+        Accepts a mapping, a JSON object as text, or ``None`` (no arguments). Lenient where a
+        small model means well: ``"3"`` for 3, ``"true"`` for true, an object or array argument
+        sent as JSON text, ``null`` for an argument that has a default or accepts None.
+        Raises :class:`~agentkit.errors.ToolArgumentsError` whose text tells the model what to
+        fix. For most tools the result can be passed as ``function(**result)``; :meth:`run`
+        also handles positional-only and ``*args`` parameters.
+        """
+        schema = self._schema
+        if arguments is None:
+            data: Mapping[str, Any] = {}
+        elif isinstance(arguments, str):
+            data = self._parse_text(arguments)
+        elif isinstance(arguments, Mapping):
+            data = arguments
+        else:
+            raise arguments_error(
+                self.name,
+                [
+                    make_error(
+                        "arguments",
+                        "a JSON object",
+                        type(arguments).__name__,
+                        f"arguments: expected a JSON object, got {type(arguments).__name__}",
+                    )
+                ],
+            )
+
+        unknown = [k for k in data if k not in schema.allowed]
+        if not unknown:
+            return self._validate_known(data)
+        # Report unknown names together with any other problem, so one retry can fix all.
+        problems = [
+            make_error(
+                str(k),
+                f"one of: {schema.allowed_text}",
+                "an unknown argument",
+                f"{k}: unknown argument; allowed arguments: {schema.allowed_text}",
+            )
+            for k in unknown
+        ]
+        try:
+            self._validate_known({k: v for k, v in data.items() if k in schema.allowed})
+        except ToolArgumentsError as exc:
+            problems += exc.errors
+        raise arguments_error(self.name, problems)
+
+    def _validate_known(self, data: Mapping[str, Any]) -> dict[str, Any]:
+        schema = self._schema
+        # Small fixes in a copy, only when something needs fixing (the model's dict is not touched).
+        fixed: dict[str, Any] | None = None
+        if schema.json_params or schema.drop_none:
+            for key, value in data.items():
+                if value is None and key in schema.drop_none:
+                    if fixed is None:
+                        fixed = dict(data)
+                    del fixed[key]
+                elif isinstance(value, str) and key in schema.json_params:
+                    decoded = _decode_json(value)
+                    if decoded is not value:
+                        if fixed is None:
+                            fixed = dict(data)
+                        fixed[key] = decoded
+        try:
+            result: dict[str, Any] = schema.adapter.validate_python(
+                fixed if fixed is not None else data
+            )
+        except ValidationError as exc:
+            raise format_validation_error(schema, exc) from None
+        for key, value in schema.fill.items():
+            if key not in result:
+                result[key] = value
+        return result
+
+    def _parse_text(self, text: str) -> Mapping[str, Any]:
+        stripped = text.strip()
+        if not stripped:
+            return {}
+        try:
+            data = json.loads(stripped)
+        except (ValueError, RecursionError):
+            data = _MISSING
+        if isinstance(data, dict):
+            return data
+        got = "invalid JSON" if data is _MISSING else f"JSON {type(data).__name__}"
+        raise arguments_error(
+            self.name,
+            [
+                make_error(
+                    "arguments",
+                    "a JSON object",
+                    got,
+                    f'arguments: expected a JSON object like {{"name": value}}, got {got}',
+                )
+            ],
+        )
+
+    # --- running ----------------------------------------------------------------------------------
+
+    async def run(
+        self,
+        arguments: Mapping[str, Any] | str | None,
+        context: ToolContext[Any] | None = None,
+    ) -> ToolResult:
+        """Validate ``arguments``, call the function and return its result for the model.
+
+        Async functions are awaited; sync ones run in a worker thread so they do not block the
+        event loop. With a ``timeout``, a call that runs longer raises
+        :class:`~agentkit.errors.ToolTimeoutError` (a sync function's thread cannot be stopped:
+        it is abandoned and finishes in the background). An exception from the function is
+        raised as :class:`~agentkit.errors.ToolExecutionError` with ``.original`` set; a
+        :class:`~agentkit.errors.ToolError` raised on purpose by the function passes through.
+        """
+        kwargs = self.validate(arguments)
+        value = await self.run_validated(kwargs, context)
+        return ToolResult.model_construct(
+            content=to_content(value),
+            value=value,
+            is_error=False,
+            tool_call_id=context.tool_call_id if context is not None else None,
+            name=self.name,
+        )
+
+    async def run_validated(
+        self, arguments: dict[str, Any], context: ToolContext[Any] | None = None
+    ) -> Any:
+        """Call the function with arguments already returned by :meth:`validate`.
+
+        Returns the function's value (not a :class:`~agentkit.messages.ToolResult`); errors and
+        timeout as in :meth:`run`.
+        """
+        schema = self._schema
+        if schema.context_param is not None:
+            if context is None:
+                context = ToolContext(deps=None, tool_name=self.name)
+            arguments = {**arguments, schema.context_param: context}
+        try:
+            if self.timeout is None:
+                return await self._invoke(arguments)
+            scope = asyncio.timeout(self.timeout)
+            try:
+                async with scope:
+                    return await self._invoke(arguments)
+            except TimeoutError:
+                if not scope.expired():
+                    raise  # the function's own TimeoutError: handled below as a failure
+                raise ToolTimeoutError(
+                    f"tool '{self.name}' timed out after {self.timeout:g} s",
+                    tool_name=self.name,
+                    timeout=self.timeout,
+                ) from None
+        except ToolError as exc:
+            if exc.tool_name is None:
+                exc.tool_name = self.name
+            raise
+        except Exception as exc:
+            raise ToolExecutionError(
+                f"tool '{self.name}' failed: {type(exc).__name__}: {exc}",
+                tool_name=self.name,
+                original=exc,
+            ) from exc
+
+    async def _invoke(self, arguments: dict[str, Any]) -> Any:
+        if self._simple:
+            args: tuple[Any, ...] = ()
+            kwargs = arguments
+        else:
+            args, kwargs = self._split(arguments)
+        if self.is_async:
+            return await self.function(*args, **kwargs)
+        result = await asyncio.to_thread(self.function, *args, **kwargs)
+        if inspect.isawaitable(result):  # a sync callable that returned a coroutine
+            return await _await(result)
+        return result
+
+    def _split(self, arguments: dict[str, Any]) -> tuple[tuple[Any, ...], dict[str, Any]]:
+        schema = self._schema
+        kwargs = dict(arguments)
+        args: list[Any] = []
+        if schema.positional is not None:
+            for name in schema.positional:
+                if name == schema.var_positional:
+                    args.extend(kwargs.pop(name, ()))
+                    break
+                if name not in kwargs:
+                    break  # later ones go by keyword, or fall back to their defaults
+                args.append(kwargs.pop(name))
+        if schema.var_keyword is not None:
+            kwargs.update(kwargs.pop(schema.var_keyword, {}))
+        return tuple(args), kwargs
+
+
+async def _await(value: Awaitable[Any]) -> Any:
+    return await value
+
+
+class _Missing:
+    pass
+
+
+_MISSING: Any = _Missing()
+
+
+def _decode_json(text: str) -> Any:
+    """``text`` decoded when it holds a JSON object or array, else ``text`` itself."""
+    stripped = text.strip()
+    if not stripped or stripped[0] not in "[{":
+        return text
+    try:
+        return json.loads(stripped)
+    except (ValueError, RecursionError):
+        return text
+
+
+@overload
+def tool(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    requires_approval: bool = False,
+    sequential: bool = False,
+) -> Tool: ...
+
+
+@overload
+def tool(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    requires_approval: bool = False,
+    sequential: bool = False,
+) -> Callable[[Callable[..., Any]], Tool]: ...
+
+
+def tool(
+    fn: Callable[..., Any] | None = None,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    timeout: float | None = None,
+    max_retries: int | None = None,
+    requires_approval: bool = False,
+    sequential: bool = False,
+) -> Tool | Callable[[Callable[..., Any]], Tool]:
+    """Turn a function into a :class:`Tool`: ``@tool`` or ``@tool(name=..., timeout=...)``.
+
+    Args:
+        fn: The function (sync or async). Its docstring describes the tool and its parameters
+            (Google, NumPy, reST or Epydoc style); type annotations give the schema.
+        name: The tool's name for the model (default: the function's name).
+        description: Overrides the docstring's description.
+        timeout: Seconds a call may take before :class:`~agentkit.errors.ToolTimeoutError`.
+        max_retries: How many failed calls the agent tolerates for this tool (None: the agent's
+            default).
+        requires_approval: Ask the agent's approval callback before each call.
+        sequential: Never run this tool concurrently with other tool calls.
+
+    Raises:
+        ToolDefinitionError: the signature cannot become a tool; the message names the
+            parameter and what to change.
+    """
+    options: dict[str, Any] = {
+        "name": name,
+        "description": description,
+        "timeout": timeout,
+        "max_retries": max_retries,
+        "requires_approval": requires_approval,
+        "sequential": sequential,
+    }
+    if fn is None:
+
+        def decorate(f: Callable[..., Any]) -> Tool:
+            return Tool(f, **options)
+
+        return decorate
+    return Tool(fn, **options)
