@@ -19,6 +19,8 @@ import enum
 import functools
 import inspect
 import json
+import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -45,6 +47,15 @@ from .messages import Message, ToolResult, Usage
 __all__ = ["Tool", "ToolContext", "to_content", "tool"]
 
 DepsT = TypeVar("DepsT")
+
+logger = logging.getLogger("agentkit.tools")
+
+# A sync tool with blocking=None moves from worker threads to the event loop after _QUICK_RUNS
+# consecutive runs each shorter than _QUICK seconds (a thread hand-off costs more than that), and
+# back to threads for good if a run on the loop ever takes longer than _INLINE_LIMIT seconds.
+_QUICK = 200e-6
+_QUICK_RUNS = 3
+_INLINE_LIMIT = 2e-3
 
 #: What :func:`to_content` gives for a function that returned ``None``.
 NO_OUTPUT = "(no output)"
@@ -138,6 +149,7 @@ class Tool:
     max_retries: int | None
     requires_approval: bool
     sequential: bool
+    blocking: bool | None
     is_async: bool
 
     def __init__(
@@ -150,6 +162,7 @@ class Tool:
         max_retries: int | None = None,
         requires_approval: bool = False,
         sequential: bool = False,
+        blocking: bool | None = None,
     ) -> None:
         if isinstance(function, Tool):
             function = function.function
@@ -167,6 +180,16 @@ class Tool:
         self.requires_approval = bool(requires_approval)
         self.sequential = bool(sequential)
         self.is_async = _is_async_callable(function)
+        if blocking is False and timeout is not None:
+            raise ConfigurationError(
+                f"tool '{self.name}': blocking=False runs the function on the event loop, where a "
+                "timeout cannot interrupt it; drop the timeout or use blocking=True"
+            )
+        self.blocking = blocking
+        # Sync functions: run directly on the loop (inline) or in a worker thread; see `tool`.
+        self._inline = not self.is_async and blocking is False
+        self._adaptive = not self.is_async and blocking is None and self.timeout is None
+        self._quick_runs = 0
         self._flat: dict[str, Any] = {
             "name": self.name,
             "description": self.description,
@@ -188,6 +211,7 @@ class Tool:
         max_retries: int | None = None,
         requires_approval: bool = False,
         sequential: bool = False,
+        blocking: bool | None = None,
     ) -> Tool:
         """Make a tool from ``fn``; the same as ``tool(fn, ...)``."""
         return cls(
@@ -198,6 +222,7 @@ class Tool:
             max_retries=max_retries,
             requires_approval=requires_approval,
             sequential=sequential,
+            blocking=blocking,
         )
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
@@ -399,7 +424,23 @@ class Tool:
             args, kwargs = self._split(arguments)
         if self.is_async:
             return await self.function(*args, **kwargs)
-        result = await asyncio.to_thread(self.function, *args, **kwargs)
+        if self._inline:
+            start = time.perf_counter()
+            result = self.function(*args, **kwargs)
+            if self._adaptive and time.perf_counter() - start > _INLINE_LIMIT:
+                self._inline = self._adaptive = False  # it can block: worker threads from now on
+                logger.debug(
+                    "tool %s took over %g s on the event loop; threads from now on",
+                    self.name,
+                    _INLINE_LIMIT,
+                )
+        elif self._adaptive:
+            result, elapsed = await asyncio.to_thread(_timed, self.function, args, kwargs)
+            self._quick_runs = self._quick_runs + 1 if elapsed < _QUICK else 0
+            if self._quick_runs >= _QUICK_RUNS:
+                self._inline = True
+        else:
+            result = await asyncio.to_thread(self.function, *args, **kwargs)
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             return await _await(result)
         return result
@@ -419,6 +460,14 @@ class Tool:
         if schema.var_keyword is not None:
             kwargs.update(kwargs.pop(schema.var_keyword, {}))
         return tuple(args), kwargs
+
+
+def _timed(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> tuple[Any, float]:
+    start = time.perf_counter()
+    result = fn(*args, **kwargs)
+    return result, time.perf_counter() - start
 
 
 async def _await(value: Awaitable[Any]) -> Any:
@@ -453,6 +502,7 @@ def tool(
     max_retries: int | None = None,
     requires_approval: bool = False,
     sequential: bool = False,
+    blocking: bool | None = None,
 ) -> Tool: ...
 
 
@@ -466,6 +516,7 @@ def tool(
     max_retries: int | None = None,
     requires_approval: bool = False,
     sequential: bool = False,
+    blocking: bool | None = None,
 ) -> Callable[[Callable[..., Any]], Tool]: ...
 
 
@@ -478,6 +529,7 @@ def tool(
     max_retries: int | None = None,
     requires_approval: bool = False,
     sequential: bool = False,
+    blocking: bool | None = None,
 ) -> Tool | Callable[[Callable[..., Any]], Tool]:
     """Turn a function into a :class:`Tool`: ``@tool`` or ``@tool(name=..., timeout=...)``.
 
@@ -491,6 +543,11 @@ def tool(
             default).
         requires_approval: Ask the agent's approval callback before each call.
         sequential: Never run this tool concurrently with other tool calls.
+        blocking: How a sync function is run. ``True``: always in a worker thread (for
+            functions that wait on I/O or take long). ``False``: directly on the event loop
+            (for quick pure functions; no timeout possible). ``None`` (default): in a worker
+            thread until it has proved quick (a few runs under 200 µs each), then directly;
+            a direct run that takes over 2 ms sends it back to threads for good.
 
     Raises:
         ToolDefinitionError: the signature cannot become a tool; the message names the
@@ -503,6 +560,7 @@ def tool(
         "max_retries": max_retries,
         "requires_approval": requires_approval,
         "sequential": sequential,
+        "blocking": blocking,
     }
     if fn is None:
 

@@ -7,6 +7,7 @@ import dataclasses
 import enum
 import json
 import threading
+import time
 from decimal import Decimal
 from typing import Any, Literal
 
@@ -15,6 +16,7 @@ from pydantic import BaseModel
 from tool_corpus import CORPUS, Case, Color, Person, Point
 
 from agentkit.errors import (
+    ConfigurationError,
     ToolArgumentsError,
     ToolError,
     ToolExecutionError,
@@ -462,3 +464,60 @@ def test_unknown_and_bad_arguments_are_reported_together() -> None:
         "- city: missing (required); expected text",
         '- days: expected a whole number, got "two"',
     ]
+
+
+# --- where sync tools run ------------------------------------------------------------------------
+
+
+async def _thread_ids(t: Tool, n: int) -> list[bool]:
+    """For each of n runs: did the function run on the event loop's thread?"""
+    here = threading.get_ident()
+    return [(await t.run({})).value == here for _ in range(n)]
+
+
+async def test_quick_sync_tool_moves_to_the_loop_after_three_quick_runs() -> None:
+    @tool
+    def quick() -> int:
+        return threading.get_ident()
+
+    assert await _thread_ids(quick, 5) == [False, False, False, True, True]
+
+
+async def test_sync_tool_that_blocks_on_the_loop_goes_back_to_threads_for_good() -> None:
+    runs = 0
+
+    @tool
+    def sometimes_slow() -> int:
+        nonlocal runs
+        runs += 1
+        if runs == 4:
+            time.sleep(0.01)  # the first run on the loop is slow
+        return threading.get_ident()
+
+    assert await _thread_ids(sometimes_slow, 8) == [False, False, False, True] + [False] * 4
+
+
+async def test_blocking_option_fixes_where_sync_tools_run() -> None:
+    @tool(blocking=True)
+    def always_thread() -> int:
+        return threading.get_ident()
+
+    @tool(blocking=False)
+    def always_loop() -> int:
+        return threading.get_ident()
+
+    @tool(timeout=5)
+    def with_timeout() -> int:
+        return threading.get_ident()
+
+    assert await _thread_ids(always_thread, 5) == [False] * 5
+    assert await _thread_ids(always_loop, 2) == [True] * 2
+    assert await _thread_ids(with_timeout, 5) == [False] * 5
+
+
+def test_blocking_false_with_timeout_is_rejected() -> None:
+    with pytest.raises(ConfigurationError, match=r"blocking=False .* timeout"):
+
+        @tool(blocking=False, timeout=1)
+        def f() -> int:
+            return 1
