@@ -1,5 +1,14 @@
 """agentkit: tool-calling agents for Cloudflare Workers AI, built for small models."""
 
+from .agent import (
+    Agent,
+    AgentEvent,
+    RunFinished,
+    RunResult,
+    StepFinished,
+    ToolCallFinished,
+    ToolCallStarted,
+)
 from .errors import (
     AgentKitError,
     AuthenticationError,
@@ -48,6 +57,8 @@ from .tools import Tool, ToolContext, to_content, tool
 __version__ = "0.1.0"
 
 __all__ = [
+    "Agent",
+    "AgentEvent",
     "AgentKitError",
     "AuthenticationError",
     "BadRequestError",
@@ -72,13 +83,18 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseDone",
     "RunError",
+    "RunFinished",
+    "RunResult",
     "ServerError",
+    "StepFinished",
     "StreamTruncatedError",
     "TextDelta",
     "Tool",
     "ToolApprovalDenied",
     "ToolArgumentsError",
     "ToolCall",
+    "ToolCallFinished",
+    "ToolCallStarted",
     "ToolContext",
     "ToolDefinitionError",
     "ToolError",

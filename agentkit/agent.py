@@ -1,0 +1,844 @@
+"""The agent loop: ask the model, run the tools it calls, repeat until it answers.
+
+One run, in order (``Agent.iter`` below is the whole of it):
+
+1. Build the transcript: the system prompt (unless the history already starts with one), the
+   ``message_history``, then the new prompt. If the history ends with tool calls that have no
+   result (a run that failed or was cancelled mid-step), those calls run first.
+2. Loop, bounded by ``max_steps`` model requests:
+   - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
+     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``);
+   - ask the model (``model.request``, or ``model.stream`` when streaming);
+   - tool calls: record the assistant turn, run the calls, append one result per call in call
+     order, go round again;
+   - no tool calls: the text is the final answer (parsed into ``output_type`` if one is set; a bad
+     answer goes back to the model within ``retries``), and the run ends.
+
+Whatever the model gets wrong in a call (unknown tool, invalid arguments, a tool that raises or
+times out, a refused approval) goes back to it as a tool message it can act on. Every error
+that leaves a run carries ``.messages`` (the transcript) and ``.usage``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import logging
+import random
+import re
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, Literal
+
+from pydantic import BaseModel, TypeAdapter, ValidationError
+from typing_extensions import TypeVar
+
+from ._sync import run_sync
+from .errors import (
+    AgentKitError,
+    ConfigurationError,
+    MaxStepsExceeded,
+    ModelResponseError,
+    OutputValidationError,
+    ToolApprovalDenied,
+    ToolError,
+    ToolExecutionError,
+    ToolRetriesExceeded,
+    UnknownToolError,
+    UsageLimitExceeded,
+)
+from .messages import (
+    Message,
+    ModelResponse,
+    ResponseDone,
+    TextDelta,
+    ToolCall,
+    ToolResult,
+    Usage,
+)
+from .models.base import Model
+from .settings import ModelSettings
+from .tools import Tool, ToolContext
+
+__all__ = [
+    "DEFAULT_MAX_TOOL_OUTPUT_CHARS",
+    "Agent",
+    "AgentEvent",
+    "ApproveCallback",
+    "RunFinished",
+    "RunResult",
+    "StepFinished",
+    "ToolCallFinished",
+    "ToolCallStarted",
+]
+
+OutputT = TypeVar("OutputT", default=str)
+
+_log = logging.getLogger("agentkit.agent")
+_DEBUG = logging.DEBUG
+
+#: Tool output longer than this is cut (with a note to the model) unless the agent says otherwise.
+DEFAULT_MAX_TOOL_OUTPUT_CHARS = 20_000
+
+ApproveCallback = Callable[[ToolCall], "bool | Awaitable[bool]"]
+"""Called before a call that needs approval; return (or await) ``True`` to let it run."""
+
+_FINAL_ANSWER_PROMPT = (
+    "You have used all your steps. Do not call any tool. "
+    "Reply now with your best final answer from what you know so far."
+)
+_CANCELLED = "The call was cancelled before it finished; there is no result."
+_FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+
+
+# --- what a run produces ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class RunResult(Generic[OutputT]):
+    """The outcome of a finished run.
+
+    ``messages`` is the whole transcript, ready to pass back as ``message_history``;
+    ``new_messages`` the part this run added; ``steps`` the number of model requests.
+    """
+
+    output: OutputT
+    messages: list[Message]
+    new_messages: list[Message]
+    usage: Usage
+    steps: int
+    run_id: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """The result as plain JSON-ready data (``output`` dumped if it is a pydantic model)."""
+        output: Any = self.output
+        if isinstance(output, BaseModel):
+            output = output.model_dump(mode="json")
+        return {
+            "output": output,
+            "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in self.messages],
+            "usage": self.usage.model_dump(),
+            "steps": self.steps,
+            "run_id": self.run_id,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallStarted:
+    """A tool call is about to run."""
+
+    call: ToolCall
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallFinished:
+    """A tool call finished; ``result.is_error`` tells whether it failed."""
+
+    call: ToolCall
+    result: ToolResult
+
+
+@dataclass(frozen=True, slots=True)
+class StepFinished:
+    """A model request and its tool calls are done. ``usage`` is what that request used."""
+
+    step: int
+    usage: Usage
+
+
+@dataclass(frozen=True, slots=True)
+class RunFinished(Generic[OutputT]):
+    """The last event of a run."""
+
+    result: RunResult[OutputT]
+
+
+AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | StepFinished | RunFinished[Any]
+
+
+class _Run:
+    """The state of one run: the transcript and the counters. Nothing here is copied per step."""
+
+    __slots__ = (
+        "completion_tokens",
+        "deps",
+        "exhausted",
+        "failures",
+        "messages",
+        "output_failures",
+        "prompt_tokens",
+        "requests",
+        "run_id",
+        "seen_ids",
+        "start",
+        "steps",
+        "tool_calls",
+        "total_tokens",
+    )
+
+    def __init__(self, messages: list[Message], deps: Any) -> None:
+        self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+        self.messages = messages
+        self.deps = deps
+        self.start = len(messages)
+        self.steps = 0
+        self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
+        self.tool_calls = 0
+        self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
+        self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
+        self.output_failures = 0
+        self.seen_ids = {call.id for m in messages for call in m.tool_calls}
+
+    def add(self, usage: Usage) -> None:
+        self.prompt_tokens += usage.prompt_tokens
+        self.completion_tokens += usage.completion_tokens
+        self.total_tokens += usage.total_tokens
+
+    def usage(self) -> Usage:
+        return Usage.model_construct(
+            requests=self.requests,
+            prompt_tokens=self.prompt_tokens,
+            completion_tokens=self.completion_tokens,
+            total_tokens=self.total_tokens,
+            tool_calls=self.tool_calls,
+        )
+
+
+# --- the agent -------------------------------------------------------------------------------
+
+
+class Agent(Generic[OutputT]):
+    """A model, its tools and the rules of the loop.
+
+    Args:
+        model: any :class:`~agentkit.models.Model` (``WorkersAI``, ``OpenAICompatible``,
+            ``ScriptedModel``...).
+        tools: ``Tool`` objects, or plain functions (turned into tools).
+        system_prompt: instructions sent first in every new conversation.
+        max_steps: the most model requests one run may make.
+        settings: sampling settings passed to every request.
+        output_type: ``str`` (the default), or a pydantic model / type the final answer must
+            parse into (the model is told the JSON schema).
+        max_tool_concurrency: how many calls of one turn may run at once (``None``: all).
+        on_tool_error: ``"return"`` tells the model a tool raised; ``"raise"`` stops the run
+            with the :class:`~agentkit.errors.ToolExecutionError`.
+        approve: called before each call to a tool marked ``requires_approval`` (or every call
+            with ``approve_all=True``); sync or async, returns ``True`` to allow it.
+        name, description: used when the agent becomes a tool (:meth:`as_tool`).
+        on_max_steps: ``"raise"`` (:class:`~agentkit.errors.MaxStepsExceeded`) or
+            ``"final_answer"``: one more request, without tools, for the best answer.
+        max_total_tokens: stop with :class:`~agentkit.errors.UsageLimitExceeded` once the run
+            has used this many tokens.
+        max_tool_output_chars: longer tool output is cut, with a note saying so.
+        retries: the default number of failed calls in a row a tool may make
+            (``Tool.max_retries`` overrides it), and of unusable final answers.
+        approve_all: ask ``approve`` before every call, not only for tools that require it.
+    """
+
+    def __init__(
+        self,
+        model: Model,
+        tools: Sequence[Tool | Callable[..., Any]] = (),
+        *,
+        system_prompt: str | None = None,
+        max_steps: int = 10,
+        settings: ModelSettings | None = None,
+        output_type: type[OutputT] = str,  # type: ignore[assignment]
+        max_tool_concurrency: int | None = None,
+        on_tool_error: Literal["return", "raise"] = "return",
+        approve: ApproveCallback | None = None,
+        name: str | None = None,
+        description: str | None = None,
+        on_max_steps: Literal["raise", "final_answer"] = "raise",
+        max_total_tokens: int | None = None,
+        max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
+        retries: int = 2,
+        approve_all: bool = False,
+    ) -> None:
+        if max_steps < 1:
+            raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
+        if max_tool_concurrency is not None and max_tool_concurrency < 1:
+            raise ConfigurationError(
+                f"max_tool_concurrency must be None (no limit) or at least 1, got {max_tool_concurrency}"
+            )
+        if on_tool_error not in ("return", "raise"):
+            raise ConfigurationError(
+                f"on_tool_error must be 'return' or 'raise', got {on_tool_error!r}"
+            )
+        if on_max_steps not in ("raise", "final_answer"):
+            raise ConfigurationError(
+                f"on_max_steps must be 'raise' or 'final_answer', got {on_max_steps!r}"
+            )
+        if max_total_tokens is not None and max_total_tokens < 1:
+            raise ConfigurationError(f"max_total_tokens must be positive, got {max_total_tokens}")
+        if max_tool_output_chars < 200:
+            raise ConfigurationError(
+                f"max_tool_output_chars must be at least 200, got {max_tool_output_chars}"
+            )
+        if retries < 0:
+            raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+
+        self.model = model
+        self.tools: tuple[Tool, ...] = tuple(
+            t if isinstance(t, Tool) else Tool.from_function(t) for t in tools
+        )
+        self._tools: dict[str, Tool] = {}
+        for t in self.tools:
+            if t.name in self._tools:
+                raise ConfigurationError(
+                    f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
+                )
+            self._tools[t.name] = t
+        self.system_prompt = system_prompt
+        self.max_steps = max_steps
+        self.settings = settings
+        self.output_type = output_type
+        self.max_tool_concurrency = max_tool_concurrency
+        self.on_tool_error = on_tool_error
+        self.approve = approve
+        self.approve_all = approve_all
+        self.name = name
+        self.description = description
+        self.on_max_steps = on_max_steps
+        self.max_total_tokens = max_total_tokens
+        self.max_tool_output_chars = max_tool_output_chars
+        self.retries = retries
+
+        # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
+        self._output: TypeAdapter[OutputT] | None = None
+        instructions = system_prompt or ""
+        if output_type is not str:
+            self._output = TypeAdapter(output_type)
+            schema = json.dumps(self._output.json_schema(), separators=(",", ":"))
+            instructions = (
+                (f"{instructions}\n\n" if instructions else "")
+                + f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
+            )
+        self._instructions = instructions
+
+    def __repr__(self) -> str:
+        tools = ", ".join(self._tools)
+        return f"Agent(model={self.model.model_name!r}, tools=[{tools}], name={self.name!r})"
+
+    # --- entry points -------------------------------------------------------------------------
+
+    async def run(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        max_steps: int | None = None,
+    ) -> RunResult[OutputT]:
+        """Run until the model gives a final answer, and return it with the transcript.
+
+        ``message_history`` continues an earlier conversation (``result.messages``, or a failed
+        run's ``error.messages``). ``deps`` reaches tools through their ``ToolContext``.
+        """
+        result: RunResult[OutputT] | None = None
+        async for event in self.iter(
+            prompt, message_history=message_history, deps=deps, max_steps=max_steps
+        ):
+            if isinstance(event, RunFinished):
+                result = event.result
+        assert result is not None  # iter() always ends with RunFinished or raises
+        return result
+
+    def run_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        max_steps: int | None = None,
+    ) -> RunResult[OutputT]:
+        """:meth:`run` for synchronous code; also works inside a running event loop."""
+        return run_sync(
+            self.run(prompt, message_history=message_history, deps=deps, max_steps=max_steps)
+        )
+
+    def stream(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        max_steps: int | None = None,
+    ) -> AsyncIterator[AgentEvent]:
+        """The run as events, text streamed as it arrives.
+
+        Yields ``TextDelta``, ``ToolCallStarted``, ``ToolCallFinished``, ``StepFinished``, and
+        last ``RunFinished(result)``. Text a step writes before its tool calls is shown but is
+        not the answer: only a step without tool calls ends the run.
+        """
+        return self.iter(
+            prompt, message_history=message_history, deps=deps, max_steps=max_steps, stream=True
+        )
+
+    def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
+        """This agent as a tool another agent can call; its usage counts in the caller's run."""
+        agent = self
+
+        async def ask(context: ToolContext[Any], request: str) -> Any:
+            """Hand a request to a specialist agent and get its answer.
+
+            Args:
+                request: what to do, in plain words, with every detail needed.
+            """
+            try:
+                result = await agent.run(request, deps=context.deps)
+            except AgentKitError as exc:
+                if exc.usage is not None:
+                    context.add_usage(exc.usage)
+                raise
+            context.add_usage(result.usage)
+            return result.output
+
+        return Tool.from_function(
+            ask,
+            name=name or _tool_name(self.name) or "ask_agent",
+            description=description or self.description or f"Ask the {self.name or ''} agent.",
+        )
+
+    # --- the loop ---------------------------------------------------------------------------
+
+    async def iter(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        max_steps: int | None = None,
+        stream: bool = False,
+    ) -> AsyncIterator[AgentEvent]:
+        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas."""
+        limit = self.max_steps if max_steps is None else max_steps
+        if limit < 1:
+            raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
+        messages = list(message_history or ())
+        if self._instructions and (not messages or messages[0].role != "system"):
+            messages.insert(0, _message("system", self._instructions))
+        new_input = _as_messages(prompt)
+        if not new_input and not messages:
+            raise ConfigurationError("nothing to run: pass a prompt or a message_history")
+        run = _Run(messages, deps)
+        # A history that ends with unanswered tool calls is resumed: those calls run first.
+        calls = _unanswered_calls(messages)
+        last: ModelResponse | None = None  # the response whose calls are being answered
+        final_request = False
+        try:
+            while True:
+                # 1. Answer every call of the last assistant turn, results in call order.
+                if calls:
+                    results: list[ToolResult | None] = [None] * len(calls)
+                    try:
+                        for group in self._groups(calls):
+                            for i in group:
+                                yield ToolCallStarted(calls[i])
+                            await self._run_group(run, calls, group, results)
+                            for i in group:
+                                yield ToolCallFinished(calls[i], results[i])  # type: ignore[arg-type]
+                    except BaseException as exc:
+                        if isinstance(
+                            exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit
+                        ):
+                            results = [r or _error_result(_CANCELLED) for r in results]
+                        self._record(run, calls, results)
+                        raise
+                    self._record(run, calls, results)
+                    calls = []
+                    if run.exhausted is not None:
+                        name, why = run.exhausted
+                        raise ToolRetriesExceeded(why, tool_name=name)
+                    if last is not None:
+                        yield StepFinished(run.steps, last.usage)
+                if new_input:
+                    messages.extend(new_input)
+                    new_input = []
+
+                # 2. Limits, checked before each request.
+                if run.steps >= limit:
+                    if self.on_max_steps != "final_answer" or final_request:
+                        raise MaxStepsExceeded(
+                            f"the run made {run.steps} model requests (max_steps={limit}) without "
+                            "a final answer; raise max_steps, or pass on_max_steps='final_answer' "
+                            "to ask for a best answer instead"
+                        )
+                    final_request = True
+                    messages.append(_message("user", _FINAL_ANSWER_PROMPT))
+                if self.max_total_tokens is not None and run.total_tokens >= self.max_total_tokens:
+                    raise UsageLimitExceeded(
+                        f"the run has used {run.total_tokens} tokens, reaching its "
+                        f"max_total_tokens={self.max_total_tokens}; raise the limit or start "
+                        "from a shorter history"
+                    )
+
+                # 3. Ask the model (without tools for the one last answer after max_steps).
+                tools = () if final_request else self.tools
+                started = time.perf_counter()
+                if stream:
+                    response = None
+                    async for event in self._stream_step(tools, run):
+                        if isinstance(event, ModelResponse):
+                            response = event
+                        else:
+                            yield event
+                    assert response is not None
+                else:
+                    response = await self.model.request(messages, tools, self.settings)
+                run.steps += 1
+                run.requests += 1
+                run.add(response.usage)
+                if _log.isEnabledFor(_DEBUG):
+                    _log.debug(
+                        "run %s step %d: %s answered in %.1f ms: %d tool calls, %d chars of text, %d tokens",
+                        run.run_id, run.steps, self.model.model_name,
+                        (time.perf_counter() - started) * 1000, len(response.tool_calls),
+                        len(response.text or ""), response.usage.total_tokens,
+                    )  # fmt: skip
+
+                # 4. Tool calls: record the turn; they are answered at the top of the loop.
+                if response.tool_calls:
+                    if final_request:
+                        raise MaxStepsExceeded(
+                            f"the run made {run.steps - 1} model requests (max_steps={limit}) and "
+                            "the model still called tools when asked for a final answer"
+                        )
+                    calls = self._unique(run, response.tool_calls)
+                    messages.append(_message("assistant", response.text or "", tool_calls=calls))
+                    last = response
+                    continue
+
+                # 5. No tool calls: this is the final answer.
+                text = response.text or ""
+                messages.append(_message("assistant", text))
+                if response.finish_reason == "length":
+                    _log.warning(
+                        "run %s: the final answer was cut at max_tokens (finish_reason='length'); "
+                        "it is kept as it is; raise ModelSettings(max_tokens=...) for longer answers",
+                        run.run_id,
+                    )
+                if self._output is None:
+                    output: Any = text
+                else:
+                    try:
+                        output = self._output.validate_python(_parse_json(text))
+                    except ValueError as exc:  # ValidationError is a ValueError
+                        problem = _describe_output_error(exc)
+                        run.output_failures += 1
+                        if final_request or run.output_failures > self.retries:
+                            raise OutputValidationError(
+                                f"the final answer did not match the output type after "
+                                f"{run.output_failures} attempts: {problem}"
+                            ) from exc
+                        if response.finish_reason == "length":
+                            problem += " (your answer was cut off: keep it shorter)"
+                        messages.append(
+                            _message(
+                                "user",
+                                f"Your answer could not be used: {problem}. Reply with "
+                                "only the JSON value the instructions describe, nothing else.",
+                            )
+                        )
+                        yield StepFinished(run.steps, response.usage)
+                        continue
+                yield StepFinished(run.steps, response.usage)
+                result: RunResult[OutputT] = RunResult(
+                    output=output,
+                    messages=messages,
+                    new_messages=messages[run.start :],
+                    usage=run.usage(),
+                    steps=run.steps,
+                    run_id=run.run_id,
+                )
+                yield RunFinished(result)
+                return
+        except BaseException as exc:
+            # A failed (or cancelled) run loses nothing: the error carries the transcript.
+            if not isinstance(exc, GeneratorExit):
+                try:
+                    exc.messages = messages  # type: ignore[attr-defined]
+                    exc.usage = run.usage()  # type: ignore[attr-defined]
+                except (AttributeError, TypeError):  # pragma: no cover - exotic exception types
+                    pass
+            raise
+
+    async def _stream_step(
+        self, tools: Sequence[Tool], run: _Run
+    ) -> AsyncIterator[TextDelta | ModelResponse]:
+        """One streamed request: text deltas as they come, then the whole response.
+
+        Text that starts like a tool call written as text (``{``, ``[``, ``<``, a fence) is held
+        back until the response shows whether it was one; if it was, it is not shown.
+        """
+        held: list[str] = []
+        mode = 0  # 0: undecided, 1: passing text through, 2: holding it back
+        response: ModelResponse | None = None
+        events = self.model.stream(run.messages, tools, self.settings)
+        try:
+            async for event in events:
+                if isinstance(event, ResponseDone):
+                    response = event.response
+                elif mode == 1:
+                    yield event
+                else:
+                    held.append(event.text)
+                    if mode == 0:
+                        head = "".join(held).lstrip()
+                        if head:
+                            mode = 2 if head[0] in "{[<`" else 1
+                            if mode == 1:
+                                yield TextDelta("".join(held))
+                                held.clear()
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        if response is None:
+            raise ModelResponseError(
+                f"the stream from {self.model.model_name} ended without its final ResponseDone event"
+            )
+        if held and not response.tool_calls:
+            yield TextDelta("".join(held))
+        yield response
+
+    # --- tool calls ---------------------------------------------------------------------------
+
+    def _unique(self, run: _Run, calls: list[ToolCall]) -> list[ToolCall]:
+        """The calls with ids unique in the run (models repeat ids, or leave them out)."""
+        out = calls
+        for i, call in enumerate(calls):
+            if not call.id or call.id in run.seen_ids:
+                if out is calls:
+                    out = list(calls)
+                call = out[i] = call.model_copy(
+                    update={"id": f"call_{random.getrandbits(96):024x}"}
+                )
+            run.seen_ids.add(call.id)
+        return out
+
+    def _groups(self, calls: list[ToolCall]) -> list[list[int]]:
+        """Indices of the calls, grouped: a sequential tool alone, others together in order."""
+        if len(calls) == 1:
+            return [[0]]
+        groups: list[list[int]] = []
+        batch: list[int] = []
+        for i, call in enumerate(calls):
+            tool = self._tools.get(call.name)
+            if tool is not None and tool.sequential:
+                if batch:
+                    groups.append(batch)
+                    batch = []
+                groups.append([i])
+            else:
+                batch.append(i)
+        if batch:
+            groups.append(batch)
+        return groups
+
+    async def _run_group(
+        self, run: _Run, calls: list[ToolCall], group: list[int], results: list[ToolResult | None]
+    ) -> None:
+        """Run one group of calls, concurrently (up to ``max_tool_concurrency``)."""
+        if len(group) == 1:
+            results[group[0]] = await self._call_tool(run, calls[group[0]])
+            return
+        limit = self.max_tool_concurrency
+        gate = asyncio.Semaphore(limit) if limit is not None and limit < len(group) else None
+
+        async def one(i: int) -> None:
+            if gate is None:
+                results[i] = await self._call_tool(run, calls[i])
+            else:
+                async with gate:
+                    results[i] = await self._call_tool(run, calls[i])
+
+        outcomes = await asyncio.gather(*(one(i) for i in group), return_exceptions=True)
+        for outcome in outcomes:  # every call has finished; now raise the first failure
+            if isinstance(outcome, BaseException):
+                raise outcome
+
+    async def _call_tool(self, run: _Run, call: ToolCall) -> ToolResult:
+        """Run one call. Failures become error results; only ``on_tool_error="raise"`` raises."""
+        started = time.perf_counter()
+        run.tool_calls += 1
+        tool = self._tools.get(call.name)
+        if tool is None:
+            names = ", ".join(self._tools) or "none"
+            error: ToolError = UnknownToolError(
+                f"There is no tool named {call.name!r}. Available tools: {names}.",
+                tool_name=call.name,
+                available=list(self._tools),
+            )
+            result = self._failed(run, call.name, self.retries, str(error))
+        elif (tool.requires_approval or self.approve_all) and not await self._approved(call):
+            result = _error_result(
+                f"The user did not approve this call to {call.name}. Do not repeat it; "
+                "go on without it or say what you need."
+            )
+        else:
+            context: ToolContext[Any] = ToolContext(
+                deps=run.deps,
+                run_id=run.run_id,
+                messages=run.messages,
+                tool_call_id=call.id,
+                tool_name=call.name,
+                step=run.steps,
+            )
+            budget = self.retries if tool.max_retries is None else tool.max_retries
+            try:
+                result = await tool.run(call.arguments, context)
+                run.failures.pop(call.name, None)
+            except ToolExecutionError as exc:
+                if self.on_tool_error == "raise":
+                    raise
+                result = self._failed(run, call.name, budget, str(exc))
+            except ToolError as exc:  # bad arguments, a timeout, or raised by the tool on purpose
+                result = self._failed(run, call.name, budget, str(exc))
+            finally:
+                nested = context.usage  # agents used as tools report their usage here
+                if nested.requests or nested.total_tokens:
+                    run.add(nested)
+                    run.requests += nested.requests
+            content = result.content
+            if len(content) > self.max_tool_output_chars:
+                result = result.model_copy(
+                    update={"content": _cut(content, self.max_tool_output_chars)}
+                )
+        if _log.isEnabledFor(_DEBUG):
+            _log.debug(
+                "run %s tool %s (%s): %s in %.1f ms, %d chars",
+                run.run_id, call.name, call.id, "error" if result.is_error else "ok",
+                (time.perf_counter() - started) * 1000, len(result.content),
+            )  # fmt: skip
+        return result
+
+    def _failed(self, run: _Run, name: str, budget: int, text: str) -> ToolResult:
+        """An error result for the model, counted against the tool's retry budget."""
+        failures = run.failures[name] = run.failures.get(name, 0) + 1
+        if failures > budget and run.exhausted is None:
+            run.exhausted = (
+                name,
+                f"tool {name!r} failed {failures} times in a row (max_retries={budget}); "
+                f"last error: {text[:500]}",
+            )
+        return _error_result(text)
+
+    async def _approved(self, call: ToolCall) -> bool:
+        if self.approve is None:
+            _log.warning(
+                "call to %s needs approval but the agent has no approve callback", call.name
+            )
+            return False
+        try:
+            verdict = self.approve(call)
+            if inspect.isawaitable(verdict):
+                verdict = await verdict
+        except ToolApprovalDenied:
+            return False
+        return bool(verdict)
+
+    def _record(self, run: _Run, calls: list[ToolCall], results: list[ToolResult | None]) -> None:
+        """Append one tool message per answered call, in call order."""
+        append = run.messages.append
+        for call, result in zip(calls, results, strict=True):
+            if result is not None:
+                append(_message("tool", result.content, None, call.id, call.name, result.is_error))
+
+
+# --- small helpers ---------------------------------------------------------------------------
+
+
+def _message(
+    role: Literal["system", "user", "assistant", "tool"],
+    content: str,
+    tool_calls: list[ToolCall] | None = None,
+    tool_call_id: str | None = None,
+    name: str | None = None,
+    is_error: bool = False,
+) -> Message:
+    """A message from trusted data, without re-validation. Every field is given: pydantic's
+    ``model_construct`` is slow when it has to fill in a ``default_factory``."""
+    return Message.model_construct(
+        role=role,
+        content=content,
+        tool_calls=[] if tool_calls is None else tool_calls,
+        tool_call_id=tool_call_id,
+        name=name,
+        is_error=is_error,
+    )
+
+
+def _error_result(text: str) -> ToolResult:
+    return ToolResult.model_construct(
+        content=text, value=None, is_error=True, tool_call_id=None, name=None
+    )
+
+
+def _as_messages(prompt: str | Message | Sequence[Message] | None) -> list[Message]:
+    if prompt is None:
+        return []
+    if isinstance(prompt, str):
+        return [_message("user", prompt)]
+    if isinstance(prompt, Message):
+        return [prompt]
+    return list(prompt)
+
+
+def _unanswered_calls(messages: list[Message]) -> list[ToolCall]:
+    """The calls of the last assistant turn that have no tool message yet (for resuming)."""
+    for index in range(len(messages) - 1, -1, -1):
+        message = messages[index]
+        if message.role == "tool":
+            continue
+        if message.role == "assistant" and message.tool_calls:
+            answered = {m.tool_call_id for m in messages[index + 1 :]}
+            return [call for call in message.tool_calls if call.id not in answered]
+        return []
+    return []
+
+
+def _cut(content: str, limit: int) -> str:
+    note = f"\n[output cut: showing the first {limit} of {len(content)} characters]"
+    return content[: limit - len(note)] + note
+
+
+def _parse_json(text: str) -> Any:
+    """The JSON value in an answer: bare, in a fenced block, or the first one inside prose."""
+    stripped = text.strip()
+    try:
+        return json.loads(stripped)
+    except ValueError:
+        pass
+    for match in _FENCE.finditer(text):
+        try:
+            return json.loads(match.group(1))
+        except ValueError:
+            continue
+    decoder = json.JSONDecoder()
+    for opener in "{[":
+        start = text.find(opener)
+        while start != -1:
+            try:
+                return decoder.raw_decode(text, start)[0]
+            except ValueError:
+                start = text.find(opener, start + 1)
+    raise ValueError("the answer contains no JSON value")
+
+
+def _describe_output_error(exc: ValueError) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [
+            f"{'.'.join(str(p) for p in err['loc']) or 'value'}: {err['msg']}"
+            for err in exc.errors()[:5]
+        ]
+        return "; ".join(parts)
+    return str(exc)
+
+
+def _tool_name(name: str | None) -> str | None:
+    if not name:
+        return None
+    return re.sub(r"\W+", "_", name).strip("_") or None
