@@ -50,7 +50,7 @@ from .messages import (
     ToolResult,
     Usage,
 )
-from .models import Model
+from .models import Model, OpenAICompatible, RateLimit, WorkersAI
 from .settings import ModelSettings
 from .tools import Tool, ToolContext, to_content, tool
 
@@ -76,9 +76,11 @@ __all__ = [
     "ModelSettings",
     "ModelTimeoutError",
     "NotFoundError",
+    "OpenAICompatible",
     "OutputValidationError",
     "PermissionDeniedError",
     "QuotaExceededError",
+    "RateLimit",
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseDone",
@@ -105,6 +107,7 @@ __all__ = [
     "UnknownToolError",
     "Usage",
     "UsageLimitExceeded",
+    "WorkersAI",
     "__version__",
     "to_content",
     "tool",

@@ -1,0 +1,169 @@
+"""OpenAI-compatible ``/chat/completions`` servers: Ollama, vLLM, llama.cpp, LM Studio, and
+Workers AI's own ``/ai/v1`` endpoint (see :meth:`agentkit.models.WorkersAI.openai`)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import httpx
+
+from ..errors import ModelResponseError
+from ..messages import Message
+from ..settings import ModelSettings
+from ._http import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    Hints,
+    HTTPModel,
+    RateLimit,
+    Transport,
+    error_from_response,
+)
+
+if TYPE_CHECKING:
+    from ..tools import Tool
+
+__all__ = ["OpenAICompatible"]
+
+_HINTS = Hints(
+    provider="server",
+    auth="Check api_key: the server refused it.",
+    permission="The API key lacks permission for this model.",
+    not_found="Check base_url (it usually ends in /v1) and the model name the server knows.",
+)
+
+
+class OpenAICompatible(HTTPModel):
+    """A model behind an OpenAI-style ``POST {base_url}/chat/completions`` endpoint.
+
+    ``base_url`` is the API root, usually ending in ``/v1`` (Ollama:
+    ``http://localhost:11434/v1``, vLLM: ``http://localhost:8000/v1``, llama.cpp's server:
+    ``http://localhost:8080/v1``, LM Studio: ``http://localhost:1234/v1``). ``api_key`` is sent as
+    a bearer token when given. Tool calls the server leaves in the text are recovered
+    (``recover_text_calls``). Retries, errors and ``rate_limit`` work as for
+    :class:`~agentkit.models.WorkersAI`; ``stream_usage`` asks for token usage at the end of
+    streams (``stream_options``), which some older servers do not accept.
+    """
+
+    def __init__(
+        self,
+        model: str,
+        *,
+        base_url: str,
+        api_key: str | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        rate_limit: RateLimit | float | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        settings: ModelSettings | None = None,
+        headers: Mapping[str, str] | None = None,
+        stream_usage: bool = True,
+        recover_text_calls: bool = True,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        limits: httpx.Limits | None = None,
+        _hints: Hints = _HINTS,
+    ) -> None:
+        self._base_url = base_url.rstrip("/")
+        self._endpoint = httpx.URL(self._base_url + "/chat/completions")
+        self._stream_usage = stream_usage
+        sent = {"content-type": "application/json", **(headers or {})}
+        if api_key:
+            sent["authorization"] = f"Bearer {api_key}"
+        self._transport = Transport(
+            headers=sent,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            rate_limit=rate_limit,
+            http_client=http_client,
+            secret=api_key,
+            hints=_hints,
+            limits=limits,
+        )
+        self._init_model(model, settings, recover_text_calls)
+
+    @property
+    def base_url(self) -> str:
+        """The API root requests go to."""
+        return self._base_url
+
+    def __repr__(self) -> str:
+        return f"OpenAICompatible(model={self._model!r}, base_url={self._base_url!r})"
+
+    # translation
+
+    def _url(self) -> httpx.URL:
+        return self._endpoint
+
+    def _extra_fields(self, stream: bool) -> dict[str, Any]:
+        if stream and self._stream_usage:
+            return {"model": self._model, "stream_options": {"include_usage": True}}
+        return {"model": self._model}
+
+    def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [tool.definition("function") for tool in tools]
+
+    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        wire: list[dict[str, Any]] = []
+        for message in messages:
+            role = message.role
+            if role == "assistant" and message.tool_calls:
+                wire.append(
+                    {
+                        "role": "assistant",
+                        "content": message.content or "",
+                        "tool_calls": [
+                            {
+                                "id": call.id,
+                                "type": "function",
+                                "function": {
+                                    "name": call.name,
+                                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                                },
+                            }
+                            for call in message.tool_calls
+                        ],
+                    }
+                )
+            elif role == "tool":
+                wire.append(
+                    {
+                        "role": "tool",
+                        "tool_call_id": message.tool_call_id or "",
+                        "content": message.content or "",
+                    }
+                )
+            else:
+                wire.append({"role": role, "content": message.content or ""})
+        return wire
+
+    def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
+        choices = data.get("choices") if isinstance(data, dict) else None
+        if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+            if isinstance(data, dict) and "error" in data:
+                raise error_from_response(
+                    500,
+                    {},
+                    json.dumps(data).encode(),
+                    model_name=self._model,
+                    hints=self._transport.hints,
+                    secret=self._transport.secret,
+                )
+            raise ModelResponseError(
+                f"{self._model}: the reply has no choices[0]; expected an OpenAI chat completion, "
+                f"got {str(data)[:200]!r}. Check that base_url points at a /v1 chat API."
+            )
+        choice = choices[0]
+        message = choice.get("message")
+        if not isinstance(message, dict):
+            message = {}
+        return (
+            message.get("content"),
+            message.get("tool_calls"),
+            data.get("usage"),
+            choice.get("finish_reason"),
+        )

@@ -1,0 +1,367 @@
+"""Cloudflare Workers AI over its REST API (``/accounts/{account_id}/ai/run/{model}``)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
+
+from .._sync import run_sync
+from ..errors import ConfigurationError, MissingCredentialsError, ModelResponseError
+from ..messages import Message, ModelResponse
+from ..settings import ModelSettings
+from ._http import (
+    DEFAULT_MAX_RETRIES,
+    DEFAULT_TIMEOUT,
+    MAX_CONTENT_CHARS,
+    Hints,
+    HTTPModel,
+    RateLimit,
+    Transport,
+    error_from_response,
+)
+from ._textcalls import call_as_text
+from .openai import OpenAICompatible
+
+if TYPE_CHECKING:
+    from ..tools import Tool
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_MODEL", "GATEWAY_BASE_URL", "WorkersAI"]
+
+DEFAULT_MODEL = "@cf/meta/llama-3.2-3b-instruct"
+DEFAULT_BASE_URL = "https://api.cloudflare.com/client/v4"
+GATEWAY_BASE_URL = "https://gateway.ai.cloudflare.com/v1"
+
+ToolStyle = Literal["function", "flat"]
+
+_HINTS = Hints(
+    provider="Cloudflare",
+    auth=(
+        "Check that CLOUDFLARE_API_TOKEN (or api_token=) is a valid API token with "
+        "Workers AI permissions, and that it has not expired."
+    ),
+    permission=(
+        "The token lacks permission: give it 'Workers AI: Read' and 'Workers AI: Edit' for "
+        "this account, and check CLOUDFLARE_ACCOUNT_ID."
+    ),
+    not_found=(
+        "Check the model name (for example @cf/meta/llama-3.2-3b-instruct) and "
+        "CLOUDFLARE_ACCOUNT_ID (the account id, not the zone id)."
+    ),
+)
+
+
+class WorkersAI(HTTPModel):
+    """A Workers AI text-generation model, by default ``@cf/meta/llama-3.2-3b-instruct``.
+
+    Credentials come from the arguments or the environment: ``CLOUDFLARE_ACCOUNT_ID`` and
+    ``CLOUDFLARE_API_TOKEN`` (or ``CLOUDFLARE_AUTH_TOKEN``). Missing ones raise
+    :class:`~agentkit.errors.MissingCredentialsError` at the first request, naming the variables.
+
+    - ``base_url``: API root (default ``CLOUDFLARE_API_BASE_URL`` or
+      ``https://api.cloudflare.com/client/v4``); ``gateway="name"`` routes through AI Gateway
+      instead (``gateway_base_url`` to change its host).
+    - ``timeout`` (seconds per read), ``max_retries`` (retries after the first attempt),
+      ``backoff_base`` / ``backoff_max`` (exponential backoff with jitter, in seconds).
+    - ``rate_limit``: requests per minute (e.g. ``300``, the account default) or a
+      :class:`~agentkit.models.RateLimit`; requests are spaced client-side.
+    - ``http_client``: your own :class:`httpx.AsyncClient` (never closed by this object).
+    - ``tool_style``: ``"function"`` (``{type, function: {...}}``) or ``"flat"`` tool definitions.
+    - ``settings``: default :class:`~agentkit.settings.ModelSettings` for every request.
+    - ``recover_text_calls``: recover tool calls the model wrote as text (on by default).
+
+    Use it as a context manager (``with`` / ``async with``) or call ``close()`` / ``aclose()``
+    to release pooled connections.
+    """
+
+    def __init__(
+        self,
+        model: str = DEFAULT_MODEL,
+        *,
+        account_id: str | None = None,
+        api_token: str | None = None,
+        base_url: str | None = None,
+        gateway: str | None = None,
+        gateway_base_url: str = GATEWAY_BASE_URL,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = DEFAULT_MAX_RETRIES,
+        rate_limit: RateLimit | float | None = None,
+        http_client: httpx.AsyncClient | None = None,
+        tool_style: ToolStyle = "function",
+        settings: ModelSettings | None = None,
+        headers: Mapping[str, str] | None = None,
+        recover_text_calls: bool = True,
+        backoff_base: float = 0.5,
+        backoff_max: float = 8.0,
+        limits: httpx.Limits | None = None,
+    ) -> None:
+        if tool_style not in ("function", "flat"):
+            raise ConfigurationError(f"tool_style must be 'function' or 'flat', got {tool_style!r}")
+        if not model:
+            raise ConfigurationError("model must be a Workers AI model name, e.g. " + DEFAULT_MODEL)
+        self._account_id = account_id or os.environ.get("CLOUDFLARE_ACCOUNT_ID") or None
+        token = (
+            api_token
+            or os.environ.get("CLOUDFLARE_API_TOKEN")
+            or os.environ.get("CLOUDFLARE_AUTH_TOKEN")
+            or None
+        )
+        self._token = token
+        self._base_url = (
+            base_url or os.environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL
+        ).rstrip("/")
+        self._gateway = gateway
+        self._gateway_base_url = gateway_base_url.rstrip("/")
+        self._tool_style: ToolStyle = tool_style
+        self._extra_headers = dict(headers or {})
+        self._options: dict[str, Any] = {
+            "timeout": timeout,
+            "max_retries": max_retries,
+            "backoff_base": backoff_base,
+            "backoff_max": backoff_max,
+            "http_client": http_client,
+            "limits": limits,
+            "settings": settings,
+            "recover_text_calls": recover_text_calls,
+        }
+        sent = {"content-type": "application/json", **self._extra_headers}
+        if token:
+            sent["authorization"] = f"Bearer {token}"
+        self._transport = Transport(
+            headers=sent,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            rate_limit=rate_limit,
+            http_client=http_client,
+            secret=token,
+            hints=_HINTS,
+            limits=limits,
+        )
+        self._init_model(model, settings, recover_text_calls)
+        self._endpoint: httpx.URL | None = None
+        if self._account_id and token:
+            if gateway:
+                url = f"{self._gateway_base_url}/{self._account_id}/{gateway}/workers-ai/{model}"
+            else:
+                url = f"{self._base_url}/accounts/{self._account_id}/ai/run/{model}"
+            self._endpoint = httpx.URL(url)
+
+    @property
+    def account_id(self) -> str | None:
+        """The Cloudflare account id in use (not secret)."""
+        return self._account_id
+
+    @property
+    def base_url(self) -> str:
+        """The API root (``gateway`` requests go to ``gateway_base_url`` instead)."""
+        return self._base_url
+
+    def __repr__(self) -> str:
+        token = "set" if self._token else "missing"
+        gateway = f", gateway={self._gateway!r}" if self._gateway else ""
+        return (
+            f"WorkersAI(model={self._model!r}, account_id={self._account_id!r}, "
+            f"base_url={self._base_url!r}{gateway}, api_token={token})"
+        )
+
+    def _url(self) -> httpx.URL:
+        if self._endpoint is None:
+            missing = []
+            if not self._account_id:
+                missing.append("the account id (account_id= or CLOUDFLARE_ACCOUNT_ID)")
+            if not self._token:
+                missing.append(
+                    "an API token (api_token= or CLOUDFLARE_API_TOKEN, or CLOUDFLARE_AUTH_TOKEN)"
+                )
+            raise MissingCredentialsError(
+                "Workers AI needs " + " and ".join(missing) + ". Create a token with "
+                "'Workers AI' permissions in the Cloudflare dashboard (My Profile > API Tokens) "
+                "and export CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN."
+            )
+        return self._endpoint
+
+    # translation to the Workers AI wire
+
+    def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        return [_complete_definition(tool.definition(self._tool_style)) for tool in tools]
+
+    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        wire: list[dict[str, Any]] = []
+        names: dict[str, str] = {}
+        for message in messages:
+            role = message.role
+            if role == "assistant" and message.tool_calls:
+                calls_text = "\n".join(call_as_text(call) for call in message.tool_calls)
+                content = f"{message.content}\n{calls_text}" if message.content else calls_text
+                wire_calls = []
+                for call in message.tool_calls:
+                    names[call.id] = call.name
+                    wire_calls.append(
+                        {
+                            "id": call.id,
+                            "type": "function",
+                            "function": {
+                                "name": call.name,
+                                "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                            },
+                        }
+                    )
+                wire.append({"role": "assistant", "content": content, "tool_calls": wire_calls})
+            elif role == "tool":
+                call_id = message.tool_call_id or ""
+                wire.append(
+                    {
+                        "role": "tool",
+                        "name": message.name or names.get(call_id, ""),
+                        "tool_call_id": call_id,
+                        "content": message.content or "",
+                    }
+                )
+            else:
+                wire.append({"role": role, "content": message.content or ""})
+        return wire
+
+    def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
+        if not isinstance(data, dict):
+            raise ModelResponseError(
+                f"{self._model}: expected a JSON object from Workers AI, got {str(data)[:200]!r}"
+            )
+        if data.get("success") is False:
+            raise error_from_response(
+                200,
+                {},
+                json.dumps(data).encode(),
+                model_name=self._model,
+                hints=_HINTS,
+                secret=self._token,
+            )
+        result = data.get("result", data)
+        if not isinstance(result, dict):
+            return result, None, None, None
+        return (
+            result.get("response"),
+            result.get("tool_calls"),
+            result.get("usage"),
+            result.get("finish_reason"),
+        )
+
+    # prompt mode
+
+    async def complete(
+        self,
+        prompt: str,
+        *,
+        raw: bool = False,
+        lora: str | None = None,
+        settings: ModelSettings | None = None,
+    ) -> ModelResponse:
+        """Generate from a bare ``prompt`` (the schema's Prompt shape).
+
+        ``raw=True`` skips the chat template (you format the prompt yourself); ``lora`` names a
+        LoRA adapter to apply.
+        """
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_CONTENT_CHARS:
+            length = len(prompt) if isinstance(prompt, str) else type(prompt).__name__
+            raise ConfigurationError(
+                f"prompt must be a string of 1 to {MAX_CONTENT_CHARS} characters, got {length}"
+            )
+        fields: dict[str, Any] = {"prompt": prompt, **self._fields(settings)}
+        if raw:
+            fields["raw"] = True
+        if lora is not None:
+            fields["lora"] = lora
+        return await self._send(self._body(fields, (), False), (), fields.get("max_tokens"))
+
+    def complete_sync(
+        self,
+        prompt: str,
+        *,
+        raw: bool = False,
+        lora: str | None = None,
+        settings: ModelSettings | None = None,
+    ) -> ModelResponse:
+        """:meth:`complete` for synchronous code."""
+        return run_sync(self.complete(prompt, raw=raw, lora=lora, settings=settings))
+
+    # the OpenAI-compatible endpoint
+
+    def openai(self) -> OpenAICompatible:
+        """The same model through Workers AI's OpenAI-compatible ``/ai/v1`` endpoint.
+
+        Shares credentials, settings, retry policy and the rate limit object with this one.
+        """
+        self._url()  # credentials check, with the same message
+        return OpenAICompatible(
+            self._model,
+            base_url=f"{self._base_url}/accounts/{self._account_id}/ai/v1",
+            api_key=self._token,
+            rate_limit=self._transport.rate_limit,
+            headers=self._extra_headers,
+            _hints=_HINTS,
+            **self._options,
+        )
+
+
+def _complete_definition(definition: dict[str, Any]) -> dict[str, Any]:
+    """A tool definition with what the Workers AI schema requires of every parameter.
+
+    Each property needs a ``type`` (a string) and a ``description``; missing ones are filled
+    in (the first non-null type of a union; the property name as description).
+    """
+    function = definition.get("function")
+    if isinstance(function, dict):
+        return {
+            **definition,
+            "function": {**function, "parameters": _complete(function.get("parameters"))},
+        }
+    return {**definition, "parameters": _complete(definition.get("parameters"))}
+
+
+def _complete(parameters: Any) -> dict[str, Any]:
+    if not isinstance(parameters, dict):
+        return {"type": "object", "properties": {}}
+    out = dict(parameters)
+    if not isinstance(out.get("type"), str):
+        out["type"] = "object"
+    properties = out.get("properties")
+    if not isinstance(properties, dict):
+        out["properties"] = {}
+        return out
+    fixed: dict[str, Any] = {}
+    for name, spec in properties.items():
+        item = dict(spec) if isinstance(spec, dict) else {}
+        if not isinstance(item.get("type"), str):
+            item["type"] = _type_of(item)
+        if not isinstance(item.get("description"), str):
+            item["description"] = str(name).replace("_", " ")
+        fixed[name] = item
+    out["properties"] = fixed
+    return out
+
+
+def _type_of(spec: dict[str, Any]) -> str:
+    declared = spec.get("type")
+    if isinstance(declared, list):
+        for entry in declared:
+            if isinstance(entry, str) and entry != "null":
+                return entry
+    for key in ("anyOf", "oneOf", "allOf"):
+        options = spec.get(key)
+        if isinstance(options, list):
+            for option in options:
+                if isinstance(option, dict):
+                    kind = option.get("type")
+                    if isinstance(kind, str) and kind != "null":
+                        return kind
+                    if "$ref" in option or "properties" in option:
+                        return "object"
+    if "$ref" in spec or "properties" in spec:
+        return "object"
+    if "items" in spec:
+        return "array"
+    return "string"
