@@ -1,7 +1,9 @@
 """What you need to test your agents offline: models that reply from a script or a function.
 
 ``ScriptedModel`` plays replies given in advance and records every request;
-``FunctionModel`` computes each reply with your function. See ``docs/testing.md``.
+``FunctionModel`` computes each reply with your function; ``WireServer`` is a real local HTTP
+server speaking the Workers AI and OpenAI wire formats, with faults on demand. See
+``docs/testing.md``.
 """
 
 from __future__ import annotations
@@ -13,18 +15,15 @@ from .models.scripted import (
     ScriptExhaustedError,
     to_response,
 )
+from .testing_server import Reply, WireRequest, WireServer
 
 __all__ = [
     "FunctionModel",
+    "Reply",
     "ScriptExhaustedError",
     "ScriptedModel",
     "ScriptedRequest",
+    "WireRequest",
+    "WireServer",
     "to_response",
 ]
-
-try:  # the local Workers AI / OpenAI wire server, for tests against real HTTP
-    from .testing_server import WireServer
-except ImportError:  # pragma: no cover - a partial install
-    pass
-else:
-    __all__ += ["WireServer"]

@@ -1,0 +1,8 @@
+"""``python -m agentkit``: the same as the ``agentkit`` command."""
+
+import sys
+
+from .cli import main
+
+if __name__ == "__main__":
+    sys.exit(main())

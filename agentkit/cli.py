@@ -1,0 +1,334 @@
+"""The ``agentkit`` command: ``demo``, ``run``, ``chat`` (and ``batch``).
+
+Each command is one small ``_add_<name>(subparsers)`` function that declares its arguments and
+sets its handler; :data:`COMMANDS` lists them. A handler takes the parsed arguments and returns
+the exit status. Ctrl-C exits with 130 and a one-line message.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
+from .errors import AgentKitError, ConfigurationError
+from .messages import Message, TextDelta, ToolCall
+
+__all__ = ["COMMANDS", "build_parser", "main"]
+
+_Subparsers = Any  # argparse's _SubParsersAction is private
+
+
+# --- output helpers --------------------------------------------------------------------------
+
+
+def _describe_call(call: ToolCall) -> str:
+    arguments = ", ".join(f"{k}={v!r}" for k, v in call.arguments.items())
+    return f"{call.name}({arguments})"
+
+
+def _short(text: str, limit: int = 300) -> str:
+    text = text.replace("\n", " ")
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _format_output(output: Any) -> str:
+    if hasattr(output, "model_dump_json"):
+        return str(output.model_dump_json(indent=2))
+    return str(output)
+
+
+def _ask_terminal(question: str) -> bool:
+    """Ask y/n on the terminal (even when stdin is a pipe); no terminal or no answer means no."""
+    try:
+        with open("/dev/tty", "r+", encoding="utf-8") as tty:
+            tty.write(question)
+            tty.flush()
+            answer = tty.readline()
+    except OSError:
+        if not sys.stdin.isatty():
+            return False
+        try:
+            answer = input(question)
+        except EOFError:
+            return False
+    return answer.strip().lower() in ("y", "yes")
+
+
+def _approve_on_terminal(call: ToolCall) -> bool:
+    return _ask_terminal(f"run {_describe_call(call)}? [y/N] ")
+
+
+async def _run_and_print(
+    agent: Agent[Any],
+    prompt: str,
+    history: Sequence[Message] | None,
+    *,
+    stream: bool,
+    show_tools: bool,
+    quiet: bool,
+    out: TextIO,
+) -> RunResult[Any]:
+    """One run; prints text as it streams and, with ``show_tools``, each call and result."""
+    result: RunResult[Any] | None = None
+    streamed = False
+    async for event in agent.iter(prompt, message_history=history, stream=stream):
+        if isinstance(event, TextDelta):
+            if not quiet:
+                out.write(event.text)
+                out.flush()
+                streamed = True
+        elif isinstance(event, ToolCallStarted) and show_tools:
+            if streamed:
+                out.write("\n")
+                streamed = False
+            sys.stderr.write(f"→ {_describe_call(event.call)}\n")
+        elif isinstance(event, ToolCallFinished) and show_tools:
+            mark = "✗" if event.result.is_error else "←"
+            sys.stderr.write(f"  {mark} {_short(event.result.content)}\n")
+        elif isinstance(event, RunFinished):
+            result = event.result
+    assert result is not None
+    if not quiet:
+        if streamed:
+            out.write("\n")
+        elif not stream or result.output != "":
+            out.write(_format_output(result.output) + "\n")
+    return result
+
+
+async def _close(model: Any) -> None:
+    aclose = getattr(model, "aclose", None)
+    if aclose is not None:
+        await aclose()
+
+
+def _load(target: str) -> Agent[Any]:
+    from .batch import load_agent
+
+    try:
+        return load_agent(target)
+    except ConfigurationError:
+        raise
+    except Exception as exc:  # the user's file failed to import
+        raise ConfigurationError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+
+
+def _read_prompt(prompt: str | None) -> str:
+    if prompt is not None:
+        return prompt
+    if sys.stdin.isatty():
+        raise ConfigurationError("no prompt: give it as an argument or pipe it on stdin")
+    text = sys.stdin.read().strip()
+    if not text:
+        raise ConfigurationError("no prompt: the text piped on stdin was empty")
+    return text
+
+
+def _add_display_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--stream", action="store_true", help="print text as it arrives")
+    parser.add_argument(
+        "--show-tools", action="store_true", help="print each tool call and its result"
+    )
+    parser.add_argument(
+        "--approve", action="store_true", help="ask on the terminal before each tool call"
+    )
+
+
+# --- agentkit demo ---------------------------------------------------------------------------
+
+
+def _add_demo(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="a short multi-step agent with real tools",
+        description="Run a small agent (unit conversion + calculator) and show every step. "
+        "Uses Workers AI when CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN are set, "
+        "otherwise a scripted model.",
+    )
+    parser.add_argument("prompt", nargs="?", help="your own question (Workers AI only)")
+    parser.set_defaults(handler=_cmd_demo)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ._demo import DEMO_PROMPT, build_demo_agent, has_credentials
+
+    online = has_credentials()
+    if not online:
+        print("No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN set: running on a scripted model.")
+    prompt = args.prompt if online and args.prompt else DEMO_PROMPT
+    agent = build_demo_agent()
+    print(f"question: {prompt}")
+
+    # The demo prints calls on stdout, in order, so it reads as one story.
+    async def story() -> RunResult[Any]:
+        result: RunResult[Any] | None = None
+        try:
+            async for event in agent.iter(prompt):
+                if isinstance(event, ToolCallStarted):
+                    print(f"→ {_describe_call(event.call)}")
+                elif isinstance(event, ToolCallFinished):
+                    print(
+                        f"  {'✗' if event.result.is_error else '←'} {_short(event.result.content)}"
+                    )
+                elif isinstance(event, RunFinished):
+                    result = event.result
+        finally:
+            await _close(agent.model)
+        assert result is not None
+        return result
+
+    result = asyncio.run(story())
+    print(f"answer: {result.output}")
+    print(f"({result.steps} model requests, {result.usage.tool_calls} tool calls)")
+    return 0
+
+
+# --- agentkit run ----------------------------------------------------------------------------
+
+
+def _add_run(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="run an agent defined in a Python file",
+        description="Run the Agent NAME defined in FILE.py on one prompt.",
+    )
+    parser.add_argument("target", help="FILE.py:NAME or package.module:NAME (NAME: agent)")
+    parser.add_argument("prompt", nargs="?", help="the prompt; read from stdin when omitted")
+    _add_display_options(parser)
+    parser.add_argument("--json", action="store_true", help="print the whole RunResult as JSON")
+    parser.set_defaults(handler=_cmd_run)
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    agent = _load(args.target)
+    prompt = _read_prompt(args.prompt)
+    if args.approve:
+        agent.approve, agent.approve_all = _approve_on_terminal, True
+
+    async def go() -> RunResult[Any]:
+        try:
+            return await _run_and_print(
+                agent,
+                prompt,
+                None,
+                stream=args.stream and not args.json,
+                show_tools=args.show_tools,
+                quiet=args.json,
+                out=sys.stdout,
+            )
+        finally:
+            await _close(agent.model)
+
+    result = asyncio.run(go())
+    if args.json:
+        print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
+    return 0
+
+
+# --- agentkit chat ---------------------------------------------------------------------------
+
+
+def _add_chat(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="talk to an agent in a loop that keeps the conversation",
+        description="A REPL around the Agent in FILE.py. Type /exit (or Ctrl-D) to leave.",
+    )
+    parser.add_argument("target", help="FILE.py:NAME or package.module:NAME (NAME: agent)")
+    _add_display_options(parser)
+    parser.set_defaults(handler=_cmd_chat)
+
+
+def _cmd_chat(args: argparse.Namespace) -> int:
+    agent = _load(args.target)
+    if args.approve:
+        agent.approve, agent.approve_all = _approve_on_terminal, True
+    interactive = sys.stdin.isatty()
+
+    history: list[Message] | None = None
+    # One event loop for the whole conversation (the model's connections live on it); input()
+    # runs between turns, outside the loop.
+    with asyncio.Runner() as runner:
+        try:
+            while True:
+                try:
+                    line = input("you> " if interactive else "").strip()
+                except EOFError:
+                    return 0
+                if line in ("/exit", "/quit"):
+                    return 0
+                if not line:
+                    continue
+                if interactive:
+                    sys.stdout.write("agent> ")
+                try:
+                    result = runner.run(
+                        _run_and_print(
+                            agent,
+                            line,
+                            history,
+                            stream=args.stream,
+                            show_tools=args.show_tools,
+                            quiet=False,
+                            out=sys.stdout,
+                        )
+                    )
+                except AgentKitError as exc:
+                    print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    history = exc.messages or history  # keep what the failed turn produced
+                    continue
+                history = result.messages
+        finally:
+            runner.run(_close(agent.model))
+
+
+# --- agentkit batch ----------------------------------------------------------------------------
+
+
+def _add_batch(subparsers: _Subparsers) -> None:
+    from .batch import add_batch_command
+
+    add_batch_command(subparsers)
+
+
+# --- entry point -----------------------------------------------------------------------------
+
+#: One function per command; each adds its subparser and sets ``handler``.
+COMMANDS: list[Callable[[_Subparsers], None]] = [_add_demo, _add_run, _add_chat, _add_batch]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``agentkit`` argument parser with every command of :data:`COMMANDS`."""
+    parser = argparse.ArgumentParser(
+        prog="agentkit", description="Tool-calling agents for Cloudflare Workers AI."
+    )
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add_command in COMMANDS:
+        add_command(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``agentkit`` command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] | None = getattr(args, "handler", None)
+    if handler is None:
+        parser.print_help()
+        return 2
+    try:
+        return handler(args)
+    except KeyboardInterrupt:
+        print(f"\nagentkit {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except ConfigurationError as exc:
+        print(f"agentkit {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except AgentKitError as exc:
+        print(f"agentkit {args.command}: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
