@@ -1,5 +1,9 @@
 """agentkit: tool-calling agents for Cloudflare Workers AI, built for small models."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
 from .agent import (
     Agent,
     AgentEvent,
@@ -50,9 +54,12 @@ from .messages import (
     ToolResult,
     Usage,
 )
-from .models import Model, OpenAICompatible, RateLimit, WorkersAI
+from .models import Model
 from .settings import ModelSettings
 from .tools import Tool, ToolContext, to_content, tool
+
+if TYPE_CHECKING:
+    from .models import OpenAICompatible, RateLimit, WorkersAI
 
 __version__ = "0.1.0"
 
@@ -112,3 +119,18 @@ __all__ = [
     "to_content",
     "tool",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    # The model backends (and with them httpx) load on first use: ``import agentkit`` stays fast.
+    if name in ("OpenAICompatible", "RateLimit", "WorkersAI"):
+        from . import models
+
+        value = getattr(models, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

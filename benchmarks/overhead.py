@@ -1,0 +1,141 @@
+"""Framework overhead in-process: agentkit next to pydantic-ai and openai-agents.
+
+Each framework runs the same 4-request task (see ``_peers.py``) on its own in-process fake model,
+so what is measured is the framework alone. Reported per framework:
+
+- per-step overhead: CPU time (all threads) of sequential runs divided by model steps, in µs;
+- runs/s one at a time, and runs/s with ``--in-flight`` runs (default 1,000) started together;
+- peak memory per in-flight run (tracemalloc, in a separate pass so it does not slow the timings);
+- the ratios peer / agentkit.
+
+Run by hand (peers come from the ``bench`` extra)::
+
+    pip install -e ".[bench]"
+    python benchmarks/overhead.py              # all installed frameworks
+    python benchmarks/overhead.py --only agentkit --runs 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import platform
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _peers import ANSWER, FRAMEWORKS, STEPS_PER_RUN, RunOnce
+
+
+async def _sequential(run_once: RunOnce, runs: int) -> tuple[float, float]:
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for _ in range(runs):
+        await run_once()
+    return time.process_time() - cpu0, time.perf_counter() - wall0
+
+
+async def _in_flight(run_once: RunOnce, runs: int) -> tuple[float, float]:
+    gc.collect()
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    outputs = await asyncio.gather(*(run_once() for _ in range(runs)))
+    elapsed = time.perf_counter() - wall0, time.process_time() - cpu0
+    assert all(o == ANSWER for o in outputs), "a run did not finish with the expected answer"
+    return elapsed[1], elapsed[0]
+
+
+async def _peak_memory(run_once: RunOnce, runs: int) -> float:
+    gc.collect()
+    tracemalloc.start()
+    try:
+        await asyncio.gather(*(run_once() for _ in range(runs)))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    return peak / runs
+
+
+async def measure(name: str, runs: int, in_flight: int, repeat: int) -> dict[str, Any]:
+    run_once = FRAMEWORKS[name]()
+    for _ in range(20):  # warm up: imports, caches, first-call paths
+        assert await run_once() == ANSWER, f"{name}: unexpected answer"
+    best_cpu, best_wall = float("inf"), float("inf")
+    for _ in range(repeat):
+        cpu, wall = await _sequential(run_once, runs)
+        best_cpu, best_wall = min(best_cpu, cpu), min(best_wall, wall)
+    best_flight = float("inf")
+    for _ in range(repeat):
+        _, wall = await _in_flight(run_once, in_flight)
+        best_flight = min(best_flight, wall)
+    memory = await _peak_memory(run_once, in_flight)
+    return {
+        "framework": name,
+        "step_overhead_us": best_cpu / (runs * STEPS_PER_RUN) * 1e6,
+        "runs_per_s_sequential": runs / best_wall,
+        "runs_per_s_in_flight": in_flight / best_flight,
+        "peak_bytes_per_in_flight_run": memory,
+    }
+
+
+def _available(names: list[str]) -> list[str]:
+    found = []
+    for name in names:
+        try:
+            FRAMEWORKS[name]()
+        except ImportError as exc:
+            print(f"skipping {name}: not installed ({exc.name})", file=sys.stderr)
+        else:
+            found.append(name)
+    return found
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    head = "| framework | µs per step (CPU) | runs/s sequential | runs/s, N in flight | KiB per in-flight run |"
+    lines = [head, "|---|---:|---:|---:|---:|"]
+    for r in rows:
+        lines.append(
+            f"| {r['framework']} | {r['step_overhead_us']:.0f} | {r['runs_per_s_sequential']:.0f} "
+            f"| {r['runs_per_s_in_flight']:.0f} | {r['peak_bytes_per_in_flight_run'] / 1024:.1f} |"
+        )
+    base = next((r for r in rows if r["framework"] == "agentkit"), None)
+    if base:
+        for r in rows:
+            if r is base:
+                continue
+            lines.append(
+                f"\n{r['framework']} / agentkit: step overhead x{r['step_overhead_us'] / base['step_overhead_us']:.1f}, "
+                f"in-flight throughput x{base['runs_per_s_in_flight'] / r['runs_per_s_in_flight']:.1f} in agentkit's favour, "
+                f"memory x{r['peak_bytes_per_in_flight_run'] / base['peak_bytes_per_in_flight_run']:.1f}"
+            )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="*", choices=sorted(FRAMEWORKS), help="frameworks to run")
+    parser.add_argument("--runs", type=int, default=500, help="sequential runs per repeat")
+    parser.add_argument("--in-flight", type=int, default=1000, help="runs started together")
+    parser.add_argument("--repeat", type=int, default=3, help="repeats; the best is kept")
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    args = parser.parse_args()
+
+    names = _available(args.only or list(FRAMEWORKS))
+    rows = [asyncio.run(measure(n, args.runs, args.in_flight, args.repeat)) for n in names]
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(
+            f"Python {platform.python_version()} on {platform.machine()}, {args.runs} sequential runs, "
+            f"{args.in_flight} in flight, best of {args.repeat}; {STEPS_PER_RUN} model steps per run"
+        )
+        print(_table(rows))
+
+
+if __name__ == "__main__":
+    main()
