@@ -41,9 +41,9 @@ def _report(profiler: cProfile.Profile, runs: int) -> None:
     stats = pstats.Stats(profiler, stream=io.StringIO())
     entries = stats.stats  # type: ignore[attr-defined]
     total = sum(tt for (_, _, tt, _, _) in entries.values())
-    rows = sorted(
-        ((tt, nc, func) for func, (_, nc, tt, _, _) in entries.items()), reverse=True
-    )[: ARGS.top]
+    rows = sorted(((tt, nc, func) for func, (_, nc, tt, _, _) in entries.items()), reverse=True)[
+        : ARGS.top
+    ]
     steps = runs * STEPS_PER_RUN
     print(f"{runs} runs, {steps} steps; total own time {total:.3f} s under the profiler")
     print("| share | calls per step | function |")
