@@ -37,7 +37,6 @@ from typing_extensions import TypeVar
 
 from ._sync import run_sync
 from .errors import (
-    AgentKitError,
     ConfigurationError,
     MaxStepsExceeded,
     ModelResponseError,
@@ -378,8 +377,16 @@ class Agent(Generic[OutputT]):
         )
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
-        """This agent as a tool another agent can call; its usage counts in the caller's run."""
+        """This agent as a tool another agent (a coordinator) can call with one ``request``.
+
+        Each call is one run of this agent, with the caller's ``deps``; its answer is the tool
+        result. Its usage (requests, tokens, tool calls) is added to the caller's run, also
+        when it fails. A failed run comes back to the caller's model as a tool error it can
+        act on (:class:`~agentkit.errors.ToolExecutionError`, the run's error as ``.original``
+        with its transcript); with ``on_tool_error="raise"`` the caller stops instead.
+        """
         agent = self
+        tool_name = name or _tool_name(self.name) or "ask_agent"
 
         async def ask(context: ToolContext[Any], request: str) -> Any:
             """Hand a request to a specialist agent and get its answer.
@@ -389,17 +396,25 @@ class Agent(Generic[OutputT]):
             """
             try:
                 result = await agent.run(request, deps=context.deps)
-            except AgentKitError as exc:
-                if exc.usage is not None:
-                    context.add_usage(exc.usage)
-                raise
+            except Exception as exc:
+                usage = getattr(exc, "usage", None)  # every error out of a run carries it
+                if isinstance(usage, Usage):
+                    context.add_usage(usage)
+                raise ToolExecutionError(
+                    f"the {tool_name} agent could not finish: {type(exc).__name__}: {exc}. "
+                    "Try again with a simpler, more precise request, or go on without it.",
+                    tool_name=tool_name,
+                    original=exc,
+                ) from exc
             context.add_usage(result.usage)
             return result.output
 
         return Tool.from_function(
             ask,
-            name=name or _tool_name(self.name) or "ask_agent",
-            description=description or self.description or f"Ask the {self.name or ''} agent.",
+            name=tool_name,
+            description=description
+            or self.description
+            or (f"Ask the {self.name} agent." if self.name else "Ask a specialist agent."),
         )
 
     # --- the loop ---------------------------------------------------------------------------
@@ -699,9 +714,10 @@ class Agent(Generic[OutputT]):
                 result = self._failed(run, call.name, budget, str(exc))
             finally:
                 nested = context.usage  # agents used as tools report their usage here
-                if nested.requests or nested.total_tokens:
+                if nested.requests or nested.total_tokens or nested.tool_calls:
                     run.add(nested)
                     run.requests += nested.requests
+                    run.tool_calls += nested.tool_calls
             content = result.content
             if len(content) > self.max_tool_output_chars:
                 result = result.model_copy(

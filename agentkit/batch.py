@@ -140,7 +140,8 @@ def read_inputs(inputs: str | os.PathLike[str] | Sequence[Any]) -> list[BatchIte
     if isinstance(inputs, str | os.PathLike):
         path = Path(inputs)
         try:
-            lines = path.read_text(encoding="utf-8").splitlines()
+            # utf-8-sig: files saved by some editors and spreadsheets start with a BOM.
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
         except OSError as exc:
             raise ConfigurationError(f"cannot read batch inputs {str(path)!r}: {exc}") from exc
         for number, line in enumerate(lines, start=1):

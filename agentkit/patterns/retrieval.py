@@ -400,18 +400,20 @@ def retrieval_tool(
 
 _BRACKETS = re.compile(r"\[([^\[\]\n]{1,300})\](?!\()")
 _RESULT_ID = re.compile(r"^\[([^\[\]\s]+)\]$", re.MULTILINE)
+# Small models often label their citations: [Source: docs/a.md#2], [id: docs/a.md#2].
+_CITATION_LABEL = re.compile(r"^(?:sources?|ids?|refs?|passages?|see)\s*:\s*", re.IGNORECASE)
 
 
 def cited_ids(answer: str) -> list[str]:
     """The ids cited in ``answer`` as ``[id]`` or ``[id1, id2]``, first occurrence order.
 
-    Markdown links (``[text](url)``) are not citations; bracketed text containing spaces is
-    not taken for an id.
+    A label small models add is ignored (``[Source: docs/a.md#2]``). Markdown links
+    (``[text](url)``) are not citations; bracketed text containing spaces is not taken for an id.
     """
     found: dict[str, None] = {}
     for match in _BRACKETS.finditer(answer):
-        for part in re.split(r"[,;]", match.group(1)):
-            candidate = part.strip()
+        for part in re.split(r"[,;]", _CITATION_LABEL.sub("", match.group(1).strip())):
+            candidate = _CITATION_LABEL.sub("", part.strip()).strip()
             if candidate and not any(ch.isspace() for ch in candidate):
                 found.setdefault(candidate, None)
     return list(found)

@@ -67,6 +67,9 @@ DEFAULT_SETTINGS = ModelSettings(max_tokens=600)
 
 #: Room left in each request for the prompt around a chunk (and, for refine, the summary).
 _PROMPT_RESERVE_CHARS = 16_384
+#: The most characters of summaries (or, for refine, of the running summary and the next
+#: chunk) one request may carry; longer ones are cut so a request never exceeds the limit.
+_CONTENT_BUDGET_CHARS = MAX_CONTENT_CHARS - _PROMPT_RESERVE_CHARS
 #: Seconds to wait before retry ``n`` (1-based) of a failed request: 0.25, 0.5, 1, ...
 _RETRY_BASE_DELAY = 0.25
 
@@ -289,6 +292,16 @@ class _Run:
         return f'{self.instructions or DEFAULT_INSTRUCTIONS}\n\nText:\n"""\n{text}\n"""'
 
     def combine_prompt(self, summaries: Sequence[str], *, final: bool) -> str:
+        share = _CONTENT_BUDGET_CHARS // len(summaries) - 16
+        if sum(len(s) for s in summaries) > _CONTENT_BUDGET_CHARS:
+            logger.warning(
+                "%d summaries are too long to combine in one request (%d characters); each is "
+                "cut to %d characters: lower settings.max_tokens or fan_in",
+                len(summaries),
+                sum(len(s) for s in summaries),
+                share,
+            )
+            summaries = [_cut(s, share) for s in summaries]
         body = "\n\n".join(f"Summary {i}:\n{s}" for i, s in enumerate(summaries, start=1))
         if final:
             task = (
@@ -303,6 +316,16 @@ class _Run:
         return f"Below are summaries of consecutive parts of one text, in order. {task}\n\n{body}"
 
     def refine_prompt(self, summary: str, chunk: _Chunk, total: int) -> str:
+        room = _CONTENT_BUDGET_CHARS - len(chunk.text)
+        if len(summary) > room:
+            logger.warning(
+                "refine: the summary so far (%d characters) and part %d do not fit one request; "
+                "the summary is cut to %d characters: lower settings.max_tokens or chunk_tokens",
+                len(summary),
+                chunk.index + 1,
+                room,
+            )
+            summary = _cut(summary, room)
         return (
             f'Here is a summary of a text so far:\n"""\n{summary}\n"""\n\n'
             f"Here is the next part (part {chunk.index + 1} of {total}, from {chunk.source}):\n"
@@ -312,9 +335,29 @@ class _Run:
         )
 
 
+def _cut(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: max(0, limit - 6)].rstrip() + " [...]"
+
+
+def _looks_like_a_path(text: str) -> bool:
+    if len(text) > 1024 or "\n" in text:
+        return False
+    try:
+        return Path(text).is_file()
+    except (OSError, ValueError):
+        return False
+
+
 def _documents(source: Source) -> list[tuple[str, str]]:
     """``(name, text)`` for every document in ``source``."""
     if isinstance(source, str):
+        if _looks_like_a_path(source):
+            logger.warning(
+                "summarize() got the string %r, which names a file: a string is summarized as "
+                "text; pass Path(%r) to summarize the file's content",
+                source,
+                source,
+            )
         return [("the text", source)]
     if isinstance(source, os.PathLike):
         return [_read(Path(source))]
@@ -361,14 +404,19 @@ def _groups(
     """
     groups: list[list[str]] = []
     current: list[str] = []
-    tokens = 0
+    tokens = chars = 0
     for summary in summaries:
         n = counter(summary)
-        if len(current) >= 2 and (len(current) >= fan_in or tokens + n > budget):
+        if len(current) >= 2 and (
+            len(current) >= fan_in
+            or tokens + n > budget
+            or chars + len(summary) > _CONTENT_BUDGET_CHARS
+        ):
             groups.append(current)
-            current, tokens = [], 0
+            current, tokens, chars = [], 0, 0
         current.append(summary)
         tokens += n
+        chars += len(summary)
     if current:
         groups.append(current)
     return groups
@@ -411,7 +459,11 @@ async def _map_reduce(
     if result.failures and (on_failure == "raise" or not summaries):
         raise SummarizeError(_failure_message(result), result=result)
 
-    while len(summaries) > fan_in or sum(counter(s) for s in summaries) > budget:
+    while (
+        len(summaries) > fan_in
+        or sum(counter(s) for s in summaries) > budget
+        or sum(len(s) for s in summaries) > _CONTENT_BUDGET_CHARS
+    ):
         groups = _groups(summaries, fan_in, budget, counter)
         result.levels += 1
         level = result.levels
