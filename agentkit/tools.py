@@ -14,12 +14,17 @@ The decorated object is a :class:`Tool` and is still callable like the function.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
 import dataclasses
 import enum
 import functools
 import inspect
 import json
 import logging
+import os
+import queue
+import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -369,8 +374,18 @@ class Tool:
         """
         kwargs = self.validate(arguments)
         value = await self.run_validated(kwargs, context)
+        try:
+            content = to_content(value)
+        except Exception as exc:  # a circular structure, a __str__ that raises...
+            raise ToolExecutionError(
+                f"tool '{self.name}' returned a {type(value).__name__} that cannot be turned "
+                f"into text ({type(exc).__name__}: {exc}); return a str, JSON-ready data or a "
+                "pydantic model",
+                tool_name=self.name,
+                original=exc,
+            ) from exc
         return ToolResult.model_construct(
-            content=to_content(value),
+            content=content,
             value=value,
             is_error=False,
             tool_call_id=context.tool_call_id if context is not None else None,
@@ -435,12 +450,12 @@ class Tool:
                     _INLINE_LIMIT,
                 )
         elif self._adaptive:
-            result, elapsed = await asyncio.to_thread(_timed, self.function, args, kwargs)
+            result, elapsed = await _workers.run(_timed, self.function, args, kwargs)
             self._quick_runs = self._quick_runs + 1 if elapsed < _QUICK else 0
             if self._quick_runs >= _QUICK_RUNS:
                 self._inline = True
         else:
-            result = await asyncio.to_thread(self.function, *args, **kwargs)
+            result = await _workers.run(self.function, *args, **kwargs)
         if inspect.isawaitable(result):  # a sync callable that returned a coroutine
             return await _await(result)
         return result
@@ -460,6 +475,76 @@ class Tool:
         if schema.var_keyword is not None:
             kwargs.update(kwargs.pop(schema.var_keyword, {}))
         return tuple(args), kwargs
+
+
+class _Workers:
+    """Daemon threads that run sync tools (instead of asyncio's default executor).
+
+    Nothing waits for these threads when a loop or the interpreter ends: a tool stuck in a
+    blocking call (abandoned after its timeout, or when the run is cancelled or Ctrl-C'd) can
+    no longer hold up ``asyncio.run()`` or the exit until it returns. Threads are reused; at
+    most ``limit`` run at once, more calls wait their turn. Context variables are copied into
+    the call, as ``asyncio.to_thread`` does.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.threads = 0
+        self.idle = 0  # waiting threads minus queued calls (negative: calls wait for a thread)
+        self._lock = threading.Lock()
+        self._calls: queue.SimpleQueue[
+            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
+        ] = queue.SimpleQueue()
+
+    @property
+    def busy(self) -> int:
+        """Threads running a call (or about to)."""
+        with self._lock:
+            return self.threads - max(self.idle, 0)
+
+    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
+        """``fn(*args, **kwargs)`` in a worker thread, as a future of the running loop."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        context = contextvars.copy_context()
+        self._calls.put((loop, future, functools.partial(context.run, fn, *args, **kwargs)))
+        with self._lock:
+            if self.idle > 0 or self.threads >= self.limit:
+                # A waiting thread takes this call, or the next one to finish does.
+                self.idle -= 1
+                return future
+            self.threads += 1
+            number = self.threads
+        threading.Thread(target=self._serve, name=f"agentkit-tool-{number}", daemon=True).start()
+        return future
+
+    def _serve(self) -> None:
+        while True:
+            loop, future, call = self._calls.get()
+            try:
+                outcome: tuple[bool, Any] = (True, call())
+            except BaseException as exc:
+                outcome = (False, exc)
+            del call
+            # A closed loop (RuntimeError) means nobody waits for this result any more.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(_settle, future, outcome)
+            del loop, future, outcome
+            with self._lock:
+                self.idle += 1
+
+
+def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
+    if future.done():  # cancelled: the call timed out or the run was cancelled
+        return
+    ok, value = outcome
+    if ok:
+        future.set_result(value)
+    else:
+        future.set_exception(value)
+
+
+_workers = _Workers(min(32, (os.cpu_count() or 1) + 4))
 
 
 def _timed(

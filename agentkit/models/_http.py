@@ -237,9 +237,10 @@ def error_from_response(
     secret: str | None = None,
 ) -> ModelHTTPError:
     """The :class:`ModelHTTPError` subclass for a failed reply, with a message that says what to do."""
-    code, detail = _parse_error_body(content)
     if secret and len(secret) >= 8:  # (a very short test token would mangle the text)
-        detail = detail.replace(secret, "***")
+        content = content.replace(secret.encode(), b"***")  # before any cut could split it
+    code, detail = _parse_error_body(content)
+    detail = redact(detail, secret)
     cls: type[ModelHTTPError] | None = _CODE_CLASS.get(code) if isinstance(code, int) else None
     if cls is not None and status >= 500 and cls not in (QuotaExceededError, RateLimitError):
         cls = None
@@ -493,7 +494,9 @@ class Transport:
         try:
             return json.loads(content)
         except ValueError:
-            raise _unreadable(model, response.headers.get("content-type"), content) from None
+            raise _unreadable(
+                model, response.headers.get("content-type"), content, self.secret
+            ) from None
 
     @asynccontextmanager
     async def open_stream(
@@ -623,16 +626,27 @@ def _describe_timeout(timeout: httpx.Timeout) -> str:
     return f"read timeout {timeout.read} s, connect timeout {timeout.connect} s"
 
 
-def _safe(exc: BaseException, secret: str | None) -> str:
-    text = str(exc) or type(exc).__name__
+def redact(text: str, secret: str | None) -> str:
+    """``text`` with ``secret`` replaced by ``***`` (a very short test token is left alone)."""
     return text.replace(secret, "***") if secret and len(secret) >= 8 else text
 
 
-def _unreadable(model: str, content_type: str | None, content: bytes) -> ModelResponseError:
-    snippet = content[:120].decode("utf-8", "replace")
+def snippet(text: str, secret: str | None, limit: int = 120) -> str:
+    """The start of ``text`` for an error message, redacted before it is cut."""
+    return redact(text[: limit + (len(secret) if secret else 0)], secret)[:limit]
+
+
+def _safe(exc: BaseException, secret: str | None) -> str:
+    return redact(str(exc) or type(exc).__name__, secret)
+
+
+def _unreadable(
+    model: str, content_type: str | None, content: bytes, secret: str | None = None
+) -> ModelResponseError:
+    start = snippet(content[:4096].decode("utf-8", "replace"), secret)
     return ModelResponseError(
         f"{model}: the reply is not valid JSON (content type {content_type or 'missing'!s}, "
-        f"{len(content)} bytes, starting {snippet!r}). The URL may point at something that is "
+        f"{len(content)} bytes, starting {start!r}). The URL may point at something that is "
         "not a model server, or a proxy answered instead; check base_url."
     )
 
@@ -853,7 +867,7 @@ class HTTPModel:
                 try:
                     data = json.loads(content)
                 except ValueError:
-                    raise _unreadable(model, content_type, content) from None
+                    raise _unreadable(model, content_type, content, transport.secret) from None
                 whole = self._response(data, tools, max_tokens, history)
                 if whole.text and not whole.tool_calls:
                     yield TextDelta(whole.text)
@@ -914,7 +928,7 @@ class HTTPModel:
             chunk = json.loads(data)
         except ValueError:
             raise ModelResponseError(
-                f"{model}: a stream event is not valid JSON: {data[:120]!r}"
+                f"{model}: a stream event is not valid JSON: {snippet(data, transport.secret)!r}"
             ) from None
         if (
             isinstance(chunk, dict)

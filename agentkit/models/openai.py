@@ -20,6 +20,7 @@ from ._http import (
     RateLimit,
     Transport,
     error_from_response,
+    snippet,
 )
 
 if TYPE_CHECKING:
@@ -155,7 +156,8 @@ class OpenAICompatible(HTTPModel):
                 )
             raise ModelResponseError(
                 f"{self._model}: the reply has no choices[0]; expected an OpenAI chat completion, "
-                f"got {str(data)[:200]!r}. Check that base_url points at a /v1 chat API."
+                f"got {snippet(str(data), self._transport.secret, 200)!r}. "
+                "Check that base_url points at a /v1 chat API."
             )
         choice = choices[0]
         message = choice.get("message")

@@ -22,6 +22,7 @@ from ._http import (
     RateLimit,
     Transport,
     error_from_response,
+    snippet,
 )
 from ._textcalls import call_as_text
 from .openai import OpenAICompatible
@@ -229,7 +230,8 @@ class WorkersAI(HTTPModel):
     def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
         if not isinstance(data, dict):
             raise ModelResponseError(
-                f"{self._model}: expected a JSON object from Workers AI, got {str(data)[:200]!r}"
+                f"{self._model}: expected a JSON object from Workers AI, "
+                f"got {snippet(str(data), self._token, 200)!r}"
             )
         if data.get("success") is False:
             raise error_from_response(

@@ -1,0 +1,175 @@
+"""The API token never shows: not in reprs, errors, transcripts, stream events or logs.
+
+The server below echoes the token back wherever a careless server (or proxy) might: in error
+messages, in an HTML page, inside an unreadable stream event, as the whole reply. Everything
+agentkit produces from those replies is scanned for it. The logs of the whole suite are
+scanned too (``conftest.py``), at DEBUG.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from _secrets import SECRET_TOKEN, exception_texts, leaks, record_texts
+
+from agentkit.agent import Agent
+from agentkit.errors import AgentKitError
+from agentkit.models import OpenAICompatible, WorkersAI
+from agentkit.models._http import HTTPModel
+from agentkit.testing_server import Reply, WireServer
+from agentkit.tools import tool
+
+ECHO = f"Authorization: Bearer {SECRET_TOKEN}"
+
+
+@tool
+def lookup(key: str) -> str:
+    """Look up a key.
+
+    Args:
+        key: the key
+    """
+    return key.upper()
+
+
+def echoing_faults() -> list[Reply]:
+    """Replies that put the token in every place a reply can carry text."""
+    return [
+        Reply.error(401, code=10000, message=f"Authentication error: {ECHO}"),
+        Reply.error(400, code=5006, message=f"bad input near {ECHO}"),
+        Reply.error(429, code=3036, message=f"quota for token {SECRET_TOKEN} used up"),
+        Reply.error(403, code=5018, message=ECHO),
+        Reply.error(404, code=5007, message=ECHO),
+        Reply.error(413, code=3006, message=ECHO),
+        # Plain bodies (stream=False: also to streamed requests, as servers that ignore it do).
+        Reply(body=f"<html>proxy error; you sent {ECHO}</html>".encode(), stream=False),
+        Reply(body=f"{'x' * 110}{SECRET_TOKEN}".encode(), stream=False),  # cut by a snippet
+        Reply(body=f"You sent {ECHO}", stream=False),  # a JSON string, not an object
+        Reply(
+            body={"result": None, "success": False, "errors": [{"code": 7000, "message": ECHO}]},
+            stream=False,
+        ),
+        Reply(events=[f'{{"response": "{ECHO}']),  # an unreadable event
+        Reply(events=[{"error": ECHO}]),
+    ]
+
+
+def openai_faults() -> list[Reply]:
+    return [
+        Reply.error(401, message=f"Incorrect API key provided: {SECRET_TOKEN}"),
+        Reply(body={"error": {"message": ECHO, "type": "invalid_request_error"}}, stream=False),
+        Reply(body={"object": "list", "data": [ECHO]}, stream=False),
+        Reply(body=f"<html>{ECHO}</html>".encode(), stream=False),
+        Reply(events=[{"error": {"message": ECHO}}]),
+    ]
+
+
+def scan_error(exc: BaseException) -> list[str]:
+    return leaks(exception_texts(exc))
+
+
+async def fault_run(model: HTTPModel, stream: bool) -> AgentKitError:
+    agent = Agent(model, [lookup])
+    with pytest.raises(AgentKitError) as info:
+        if stream:
+            async for event in agent.stream("go"):
+                assert not leaks([repr(event)])
+        else:
+            await agent.run("go")
+    return info.value
+
+
+def cases(replies: list[Reply]) -> list[Any]:
+    """(index, stream) pairs; raw stream events only make sense for streamed requests."""
+    return [
+        pytest.param(i, stream, id=f"{i}-{'stream' if stream else 'run'}")
+        for i, reply in enumerate(replies)
+        for stream in (False, True)
+        if stream or reply.events is None
+    ]
+
+
+@pytest.mark.parametrize(("index", "stream"), cases(echoing_faults()))
+async def test_workers_ai_errors_never_carry_the_token(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI], index: int, stream: bool
+) -> None:
+    # A tool step first, so the failure carries a transcript with a call and a result.
+    wire.add(Reply.calls(("lookup", {"key": "a"})), echoing_faults()[index])
+    async with workers_ai(wire, max_retries=0) as model:
+        error = await fault_run(model, stream)
+    assert len(error.messages) == 3
+    assert not scan_error(error), scan_error(error)
+
+
+@pytest.mark.parametrize(("index", "stream"), cases(openai_faults()))
+async def test_openai_compatible_errors_never_carry_the_token(index: int, stream: bool) -> None:
+    with WireServer([openai_faults()[index]], api_token=SECRET_TOKEN) as server:
+        model = OpenAICompatible(
+            "llama", base_url=server.openai_base_url, api_key=SECRET_TOKEN, max_retries=0
+        )
+        async with model:
+            error = await fault_run(model, stream)
+        assert server.violations == []
+    assert not scan_error(error), scan_error(error)
+
+
+async def test_retried_faults_and_a_whole_streamed_run_show_no_token(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    wire.add(
+        Reply.error(429, code=3040, message=ECHO, retry_after=0),
+        Reply.drop(),
+        Reply.calls(("lookup", {"key": "a"})),
+        Reply.error(503, message=ECHO),
+        Reply.answer("all done", chunk_chars=2),
+    )
+    async with workers_ai(wire, max_retries=3) as model:
+        events = [e async for e in Agent(model, [lookup]).stream("go")]
+    assert len(wire.requests) == 5
+    assert not leaks(repr(e) for e in events)
+    result = events[-1].result  # type: ignore[union-attr]
+    assert not leaks([result.to_dict(), repr(result)])
+
+
+def test_reprs_show_that_a_token_is_set_but_not_the_token() -> None:
+    workers = WorkersAI(account_id="acct", api_token=SECRET_TOKEN)
+    openai = OpenAICompatible("llama", base_url="http://127.0.0.1:9/v1", api_key=SECRET_TOKEN)
+    objects: list[Any] = [workers, workers.openai(), openai, Agent(workers, [lookup])]
+    texts = [repr(o) for o in objects] + [str(o) for o in objects]
+    assert not leaks(texts), leaks(texts)
+    assert "api_token=set" in repr(workers)
+
+
+async def test_debug_logs_are_captured_and_scanned(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI], secret_scanner: Any
+) -> None:
+    """The suite-wide scanner sees agentkit's DEBUG records (so its silence means something)."""
+    before = secret_scanner.records
+    wire.add(Reply.error(401, code=10000, message=ECHO))
+    async with workers_ai(wire) as model:
+        with pytest.raises(AgentKitError):
+            await Agent(model, []).run("go")
+    assert secret_scanner.records > before
+    assert logging.getLogger("agentkit").isEnabledFor(logging.DEBUG)
+
+
+def test_the_scanner_finds_a_token_in_any_part_of_a_record() -> None:
+    """A leak anywhere in a record is found: message, arguments, or traceback."""
+    try:
+        raise RuntimeError(f"failed with {SECRET_TOKEN}")
+    except RuntimeError:
+        import sys
+
+        exc_info = sys.exc_info()
+    records = [
+        logging.LogRecord("agentkit", logging.DEBUG, __file__, 1, f"token {SECRET_TOKEN}", None, None),
+        logging.LogRecord("agentkit", logging.DEBUG, __file__, 1, "headers %s", ({"authorization": ECHO},), None),
+        logging.LogRecord("agentkit", logging.ERROR, __file__, 1, "request failed", None, exc_info),
+    ]  # fmt: skip
+    for record in records:
+        assert leaks(record_texts(record)), record
+    clean = logging.LogRecord("agentkit", logging.DEBUG, __file__, 1, "ok %s", ("x",), None)
+    assert not leaks(record_texts(clean))
