@@ -6,20 +6,29 @@
   fails the test if any request body broke the Workers AI input schema.
 - ``workers_ai``: builds a ``WorkersAI`` model for a server, with fast retries.
 - ``check_transcript``: asserts that a transcript lost nothing and answers every call once.
+- With ``CI`` set, hypothesis runs derandomized (the same examples every run).
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from _secrets import SECRET_TOKEN, leaks, record_texts
+from hypothesis import settings
 
 from agentkit.messages import Message
 from agentkit.models import WorkersAI
 from agentkit.testing_server import WireServer
+
+# In CI, property tests draw the same examples on every run, so a result does not depend on
+# luck; locally they explore new examples each time.
+settings.register_profile("ci", derandomize=True, print_blob=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 
 class SecretScanner(logging.Handler):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import keyword
 from typing import Any
 
 import pytest
@@ -66,7 +67,10 @@ json_values = st.recursive(
     ),
     max_leaves=8,
 )
-identifiers = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True)
+# Parameter names are Python identifiers, never keywords (``or``, ``in``...).
+identifiers = st.from_regex(r"[a-z][a-z0-9_]{0,8}", fullmatch=True).filter(
+    lambda name: not keyword.iskeyword(name)
+)
 arguments = st.dictionaries(identifiers, json_values, max_size=4)
 
 
