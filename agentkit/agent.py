@@ -196,7 +196,7 @@ class _Run:
         self.total_tokens += usage.total_tokens
 
     def usage(self) -> Usage:
-        return Usage.model_construct(
+        return Usage(
             requests=self.requests,
             prompt_tokens=self.prompt_tokens,
             completion_tokens=self.completion_tokens,
@@ -775,9 +775,9 @@ def _message(
     name: str | None = None,
     is_error: bool = False,
 ) -> Message:
-    """A message from trusted data, without re-validation. Every field is given: pydantic's
-    ``model_construct`` is slow when it has to fill in a ``default_factory``."""
-    return Message.model_construct(
+    """A message with every field given (pydantic's validating constructor is quicker than
+    ``model_construct``, and quickest when no default has to be filled in)."""
+    return Message(
         role=role,
         content=content,
         tool_calls=[] if tool_calls is None else tool_calls,
@@ -788,9 +788,7 @@ def _message(
 
 
 def _error_result(text: str) -> ToolResult:
-    return ToolResult.model_construct(
-        content=text, value=None, is_error=True, tool_call_id=None, name=None
-    )
+    return ToolResult(content=text, value=None, is_error=True, tool_call_id=None, name=None)
 
 
 def _as_messages(prompt: str | Message | Sequence[Message] | None) -> list[Message]:

@@ -384,7 +384,7 @@ class Tool:
                 tool_name=self.name,
                 original=exc,
             ) from exc
-        return ToolResult.model_construct(
+        return ToolResult(
             content=content,
             value=value,
             is_error=False,
