@@ -668,6 +668,41 @@ class HTTPModel:
     _settings_fields: dict[str, Any]
     _recover: bool
 
+    def _init_http(
+        self,
+        model: str,
+        *,
+        token: str | None,
+        headers: Mapping[str, str] | None,
+        settings: ModelSettings | None,
+        recover_text_calls: bool,
+        hints: Hints,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        rate_limit: RateLimit | float | None,
+        http_client: httpx.AsyncClient | None,
+        limits: httpx.Limits | None,
+    ) -> None:
+        """Set up the transport (headers, bearer token, retries, pool) and the model fields."""
+        sent = {"content-type": "application/json", **(headers or {})}
+        if token:
+            sent["authorization"] = f"Bearer {token}"
+        self._transport = Transport(
+            headers=sent,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            rate_limit=rate_limit,
+            http_client=http_client,
+            secret=token,
+            hints=hints,
+            limits=limits,
+        )
+        self._init_model(model, settings, recover_text_calls)
+
     def _init_model(self, model: str, settings: ModelSettings | None, recover: bool) -> None:
         self._model = model
         self._settings = settings if settings is not None else ModelSettings()

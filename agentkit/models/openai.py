@@ -18,7 +18,6 @@ from ._http import (
     Hints,
     HTTPModel,
     RateLimit,
-    Transport,
     error_from_response,
     snippet,
 )
@@ -70,22 +69,21 @@ class OpenAICompatible(HTTPModel):
         self._base_url = base_url.rstrip("/")
         self._endpoint = httpx.URL(self._base_url + "/chat/completions")
         self._stream_usage = stream_usage
-        sent = {"content-type": "application/json", **(headers or {})}
-        if api_key:
-            sent["authorization"] = f"Bearer {api_key}"
-        self._transport = Transport(
-            headers=sent,
+        self._init_http(
+            model,
+            token=api_key,
+            headers=headers,
+            settings=settings,
+            recover_text_calls=recover_text_calls,
+            hints=_hints,
             timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             rate_limit=rate_limit,
             http_client=http_client,
-            secret=api_key,
-            hints=_hints,
             limits=limits,
         )
-        self._init_model(model, settings, recover_text_calls)
 
     @property
     def base_url(self) -> str:

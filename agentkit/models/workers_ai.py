@@ -20,7 +20,6 @@ from ._http import (
     Hints,
     HTTPModel,
     RateLimit,
-    Transport,
     error_from_response,
     snippet,
 )
@@ -128,22 +127,21 @@ class WorkersAI(HTTPModel):
             "settings": settings,
             "recover_text_calls": recover_text_calls,
         }
-        sent = {"content-type": "application/json", **self._extra_headers}
-        if token:
-            sent["authorization"] = f"Bearer {token}"
-        self._transport = Transport(
-            headers=sent,
+        self._init_http(
+            model,
+            token=token,
+            headers=self._extra_headers,
+            settings=settings,
+            recover_text_calls=recover_text_calls,
+            hints=_HINTS,
             timeout=timeout,
             max_retries=max_retries,
             backoff_base=backoff_base,
             backoff_max=backoff_max,
             rate_limit=rate_limit,
             http_client=http_client,
-            secret=token,
-            hints=_HINTS,
             limits=limits,
         )
-        self._init_model(model, settings, recover_text_calls)
         self._endpoint: httpx.URL | None = None
         if self._account_id and token:
             if gateway:
