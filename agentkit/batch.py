@@ -37,6 +37,7 @@ from typing import IO, Any
 
 import pydantic_core
 
+from ._progress import Progress
 from ._sync import run_sync
 from .agent import Agent
 from .errors import (
@@ -243,28 +244,6 @@ def _error_record(error: BaseException) -> dict[str, str]:
 # --- running ------------------------------------------------------------------------------------
 
 
-class _Progress:
-    def __init__(self, enabled: bool | None, total: int, initial: int) -> None:
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self._bar: Any = None
-        if enabled:
-            tqdm = importlib.import_module("tqdm").tqdm
-            self._bar = tqdm(
-                total=total, initial=initial, desc="batch", unit="input", file=sys.stderr
-            )
-
-    def advance(self, failed: int) -> None:
-        if self._bar is not None:
-            if failed:
-                self._bar.set_postfix(failed=failed, refresh=False)
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 async def run_batch(
     agent: Agent[Any],
     inputs: str | os.PathLike[str] | Sequence[Any],
@@ -309,7 +288,7 @@ async def run_batch(
     if not todo:
         handle.close()
         return report
-    bar = _Progress(progress, report.total, report.skipped)
+    bar = Progress(progress, report.total, "batch", "input", initial=report.skipped)
     queue = iter(todo)
     with handle:
 

@@ -21,15 +21,14 @@ no retry can fix (bad credentials, no such model, daily quota used up) stop the 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import os
-import sys
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from .._progress import Progress
 from .._sync import run_sync
 from ..errors import (
     AgentKitError,
@@ -169,31 +168,6 @@ class _Fatal(Exception):
         self.original = original
 
 
-class _Progress:
-    """A tqdm bar on stderr, or nothing."""
-
-    def __init__(self, enabled: bool | None, total: int, description: str) -> None:
-        if enabled is None:
-            enabled = sys.stderr.isatty()
-        self._bar: Any = None
-        if enabled:
-            tqdm = importlib.import_module("tqdm").tqdm
-            self._bar = tqdm(total=total, desc=description, unit="req", file=sys.stderr)
-
-    def grow(self, n: int) -> None:
-        if self._bar is not None:
-            self._bar.total += n
-            self._bar.refresh()
-
-    def advance(self) -> None:
-        if self._bar is not None:
-            self._bar.update(1)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-
-
 class _Run:
     """The state of one summarize call."""
 
@@ -205,7 +179,7 @@ class _Run:
         max_concurrency: int,
         retries: int,
         instructions: str | None,
-        progress: _Progress,
+        progress: Progress,
         result: SummaryResult,
     ) -> None:
         self.model = model
@@ -590,7 +564,7 @@ async def summarize(
     logger.debug("summarizing %d chunk(s) with %s", len(chunks), strategy)
 
     result = SummaryResult(summary="", strategy=strategy, chunks=len(chunks))
-    bar = _Progress(progress, len(chunks), "summarizing")
+    bar = Progress(progress, len(chunks), "summarizing", "req")
     run = _Run(
         model,
         settings=settings or DEFAULT_SETTINGS,
