@@ -141,17 +141,20 @@ def make_agentkit(url: str, runs: int) -> tuple[Callable[[], Awaitable[str]], An
 
 
 def make_pydantic_ai(url: str, runs: int) -> tuple[Callable[[], Awaitable[str]], Any]:
+    from openai import AsyncOpenAI
     from pydantic_ai import Agent
     from pydantic_ai.models.openai import OpenAIChatModel
     from pydantic_ai.providers.openai import OpenAIProvider
 
-    provider = OpenAIProvider(base_url=url + "/v1", api_key="token")
+    # Generous timeouts: with 1,000 runs in flight, a busy client loop is slow to connect.
+    client = AsyncOpenAI(base_url=url + "/v1", api_key="token", max_retries=0, timeout=300)
+    provider = OpenAIProvider(openai_client=client)
     agent = Agent(OpenAIChatModel("llama", provider=provider), tools=[add])
 
     async def run_once() -> str:
         return str((await agent.run(PROMPT)).output)
 
-    return run_once, None
+    return run_once, client.close
 
 
 def make_openai_agents(url: str, runs: int) -> tuple[Callable[[], Awaitable[str]], Any]:
@@ -165,7 +168,7 @@ def make_openai_agents(url: str, runs: int) -> tuple[Callable[[], Awaitable[str]
     from openai import AsyncOpenAI
 
     set_tracing_disabled(True)
-    client = AsyncOpenAI(base_url=url + "/v1", api_key="token", max_retries=0)
+    client = AsyncOpenAI(base_url=url + "/v1", api_key="token", max_retries=0, timeout=300)
     agent = Agent(
         name="bench",
         model=OpenAIChatCompletionsModel("llama", openai_client=client),
@@ -218,10 +221,15 @@ async def main_async(args: argparse.Namespace) -> None:
                 print(f"skipping {name}: not installed ({exc.name})", file=sys.stderr)
                 continue
             try:
-                rows.append(await measure(name, run_once, args.runs, args.repeat))
+                row = await measure(name, run_once, args.runs, args.repeat)
+            except Exception as exc:  # a peer that cannot keep up is reported, not fatal
+                print(f"{name} failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+                continue
             finally:
                 if close is not None:
                     await close()
+            rows.append(row)
+            print(f"measured {name}: {row['wall_s']:.2f} s", file=sys.stderr, flush=True)
     finally:
         server.close()
 
