@@ -37,7 +37,7 @@ def new_call_id() -> str:
 class ToolCall(BaseModel):
     """A request from the model to run one tool."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str = Field(default_factory=new_call_id)
     name: str
@@ -51,7 +51,7 @@ class ToolResult(BaseModel):
     (not serialised into transcripts). ``is_error`` marks a result that reports a failure.
     """
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
     content: str
     value: Any = Field(default=None, exclude=True, repr=False)
@@ -67,6 +67,8 @@ class Message(BaseModel):
     - ``assistant``: ``content`` (may be empty) and, for a tool step, ``tool_calls``.
     - ``tool``: the result of one call: ``content``, ``tool_call_id``, ``name``, ``is_error``.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     role: Role
     content: str = ""
@@ -103,6 +105,8 @@ class Message(BaseModel):
 class Usage(BaseModel):
     """What requests used. Adding two ``Usage`` values sums every field."""
 
+    model_config = ConfigDict(defer_build=True)
+
     requests: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
@@ -126,6 +130,8 @@ class ModelResponse(BaseModel):
     may say ``stop`` with tool calls present). ``finish_reason="length"`` means the answer was
     cut by ``max_tokens``. ``raw`` is the provider's decoded result, for inspection.
     """
+
+    model_config = ConfigDict(defer_build=True)
 
     text: str | None = None
     tool_calls: list[ToolCall] = Field(default_factory=list)
