@@ -26,6 +26,20 @@ import {module}
 print(time.perf_counter() - t0)
 """
 
+# What any asyncio + pydantic library pays before its own code: the floor under ``import agentkit``.
+FLOOR = """
+import time
+t0 = time.perf_counter()
+import asyncio, logging
+from pydantic import BaseModel
+
+class Probe(BaseModel):
+    x: int = 0
+
+Probe(x=1)
+print(time.perf_counter() - t0)
+"""
+
 BUILD_TOOLS = """
 import time
 from typing import Literal
@@ -72,7 +86,8 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help="also time importing the peers")
     args = parser.parse_args()
 
-    rows = [("import agentkit", *_time(IMPORT.format(module="agentkit"), args.repeat))]
+    rows = [("floor: import asyncio + pydantic, build one model", *_time(FLOOR, args.repeat))]
+    rows.append(("import agentkit", *_time(IMPORT.format(module="agentkit"), args.repeat)))
     rows.append(("build 50 tools (+ definitions)", *_time(BUILD_TOOLS, args.repeat)))
     if args.peers:
         for label, module in [("import pydantic_ai", "pydantic_ai"), ("import agents", "agents")]:
