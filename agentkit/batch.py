@@ -41,12 +41,9 @@ from ._progress import Progress
 from ._sync import run_sync
 from .agent import Agent
 from .errors import (
+    JOB_FATAL_ERRORS,
     AgentKitError,
-    AuthenticationError,
     ConfigurationError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
 )
 from .messages import Usage
 
@@ -64,13 +61,6 @@ __all__ = [
 
 logger = logging.getLogger("agentkit.batch")
 
-_FATAL = (
-    AuthenticationError,
-    PermissionDeniedError,
-    NotFoundError,
-    QuotaExceededError,
-    ConfigurationError,
-)
 
 InputId = str | int
 
@@ -327,7 +317,7 @@ async def _run_one(
     record: dict[str, Any] = {"id": item.id, "index": item.index, "input": item.input}
     try:
         result = await agent.run(item.input, deps=deps, max_steps=max_steps)
-    except _FATAL:
+    except JOB_FATAL_ERRORS:
         raise
     except Exception as exc:
         usage = exc.usage if isinstance(exc, AgentKitError) and exc.usage else Usage()

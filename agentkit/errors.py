@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from .messages import Message, Usage
 
 __all__ = [
+    "JOB_FATAL_ERRORS",
     "AgentKitError",
     "AuthenticationError",
     "BadRequestError",
@@ -270,3 +271,15 @@ class ToolRetriesExceeded(RunError):
 
 class OutputValidationError(RunError):
     """The final answer could not be parsed into ``output_type`` within the retry budget."""
+
+
+#: Errors that no retry and no other input will cure (bad credentials or permissions, no such
+#: model, the daily quota used up, a bad setting): a job over many inputs (a batch, a long
+#: summary) stops at the first one instead of failing every input the same way.
+JOB_FATAL_ERRORS: tuple[type[AgentKitError], ...] = (
+    AuthenticationError,
+    PermissionDeniedError,
+    NotFoundError,
+    QuotaExceededError,
+    ConfigurationError,
+)

@@ -31,14 +31,11 @@ from typing import Any, Literal
 from .._progress import Progress
 from .._sync import run_sync
 from ..errors import (
+    JOB_FATAL_ERRORS,
     AgentKitError,
-    AuthenticationError,
     BadRequestError,
     ConfigurationError,
     ModelResponseError,
-    NotFoundError,
-    PermissionDeniedError,
-    QuotaExceededError,
     RequestTooLargeError,
 )
 from ..messages import Message, Usage
@@ -75,13 +72,6 @@ _RETRY_BASE_DELAY = 0.25
 _SYSTEM = (
     "You write accurate, concise summaries. Use only information from the text you are given; "
     "never add facts. Reply with the summary only."
-)
-_FATAL = (
-    AuthenticationError,
-    PermissionDeniedError,
-    NotFoundError,
-    QuotaExceededError,
-    ConfigurationError,
 )
 _NOT_RETRIED = (BadRequestError, RequestTooLargeError)
 
@@ -206,7 +196,7 @@ class _Run:
                 self.result.requests += 1
                 try:
                     response = await self.model.request(messages, [], self.settings)
-                except _FATAL as exc:
+                except JOB_FATAL_ERRORS as exc:
                     self.stopped = exc
                     raise _Fatal(exc) from exc
                 except Exception as exc:
