@@ -222,7 +222,12 @@ PROGRAMS: dict[str, Program] = {
     ),
     "summarize": Program(
         example("summarize.py"),
-        offline=["model: offline-extractive"],
+        offline=[
+            "model: offline-extractive",
+            "map_reduce: 5 chunks, 7 requests, 2 combining levels",
+            "Philadelphia",
+            "0 failures",
+        ],
         online=["The combined summary of", "0 failures"],
         handler=summarize,
     ),
@@ -240,7 +245,10 @@ PROGRAMS: dict[str, Program] = {
     "batch": Program(
         example("batch.py"),
         offline=[
-            "8 succeeded, 0 failed, 0 skipped; 8 requests; totals: {'negative': 3, 'neutral': 2, 'positive': 3}"
+            "r2: negative",
+            "r3: neutral",
+            "r7: positive",
+            "8 succeeded, 0 failed, 0 skipped; 8 requests; totals: {'negative': 3, 'neutral': 2, 'positive': 3}",
         ],
         online=[
             "8 succeeded, 0 failed, 0 skipped; 8 requests; totals: {'negative': 3, 'neutral': 2, 'positive': 3}"
@@ -375,6 +383,49 @@ def outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[tuple[st
     finally:
         for server in servers.values():
             server.stop()
+
+
+def run_offline(*args: str, cwd: Path) -> str:
+    """Run ``python *args`` with no Cloudflare variables; its stdout (it must succeed)."""
+    done = subprocess.run(
+        [sys.executable, *args],
+        capture_output=True,
+        text=True,
+        encoding="utf-8",
+        timeout=90,
+        env=base_env(),
+        cwd=cwd,
+        check=True,
+    )
+    return done.stdout
+
+
+def test_summarize_example_with_the_refine_strategy(tmp_path: Path) -> None:
+    out = run_offline(
+        str(EXAMPLES / "summarize.py"),
+        "--strategy",
+        "refine",
+        "--chunk-tokens",
+        "2500",
+        cwd=tmp_path,
+    )
+    assert "refine: 3 chunks, 3 requests" in out
+
+
+def test_batch_example_resumes_without_redoing_inputs(tmp_path: Path) -> None:
+    results = tmp_path / "results.jsonl"
+    first = run_offline(str(EXAMPLES / "batch.py"), "-o", str(results), cwd=tmp_path)
+    assert "8 succeeded, 0 failed, 0 skipped; 8 requests" in first
+    assert len(results.read_text(encoding="utf-8").splitlines()) == 8
+    again = run_offline(str(EXAMPLES / "batch.py"), "-o", str(results), "--resume", cwd=tmp_path)
+    assert "0 succeeded, 0 failed, 8 skipped; 0 requests" in again
+
+
+def test_retrieval_example_answer_cites_a_docs_passage(
+    outcomes: dict[tuple[str, str], Outcome],
+) -> None:
+    out = outcomes[("retrieval_agent", "offline")].done.stdout
+    assert re.search(r"^A: .*\[docs/[\w./-]+#\d+\]$", out, re.MULTILINE), out
 
 
 def test_every_example_is_covered() -> None:

@@ -1,7 +1,3 @@
-import os
-import re
-import subprocess
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -213,25 +209,6 @@ def test_retrieved_ids_filters_by_tool_name() -> None:
     ]
     assert retrieved_ids(messages, tool_name="search_documents") == ["a.md#1"]
     assert retrieved_ids(messages) == ["a.md#1", "z.md#1"]
-
-
-def test_example_answers_from_the_docs_with_valid_citations() -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "retrieval_agent.py"), "What happens when a chunk fails?"],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    out = done.stdout
-    assert "model: offline-retrieval" in out
-    assert re.search(r"^A: .*\[docs/[\w./-]+#\d+\]$", out, re.MULTILINE)
-    assert "citations: ok (docs/" in out
-    assert "requests: 2, steps: 2" in out
 
 
 def test_the_project_docs_index_and_cite() -> None:

@@ -1,8 +1,5 @@
 import asyncio
-import os
 import re
-import subprocess
-import sys
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -327,31 +324,6 @@ def test_progress_bar_only_when_asked_or_on_a_terminal(capsys: pytest.CaptureFix
 def test_sync_twin_returns_the_same_result() -> None:
     result = summarize_sync(sections(2), FakeModel(), chunk_tokens=100)
     assert result.summary == "<s0> <s1>"
-
-
-def run_example(*args: str) -> str:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CLOUDFLARE_")}
-    env["PYTHONIOENCODING"] = "utf-8"
-    done = subprocess.run(
-        [sys.executable, str(EXAMPLES / "summarize.py"), *args],
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        env=env,
-        timeout=60,
-        check=True,
-    )
-    assert done.stderr == ""
-    return done.stdout
-
-
-def test_example_summarizes_the_bundled_text_offline() -> None:
-    out = run_example()
-    assert "model: offline-extractive" in out
-    assert "map_reduce: 5 chunks, 7 requests, 2 combining levels" in out
-    assert "Philadelphia" in out and "0 failures" in out
-    refine = run_example("--strategy", "refine", "--chunk-tokens", "2500")
-    assert "refine: 3 chunks, 3 requests" in refine
 
 
 def test_over_the_workers_ai_wire_with_a_server_error_retried_beneath() -> None:
