@@ -18,6 +18,7 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     ConfigurationError,
+    HookError,
     MaxStepsExceeded,
     MissingCredentialsError,
     ModelConnectionError,
@@ -44,6 +45,7 @@ from .errors import (
     UnknownToolError,
     UsageLimitExceeded,
 )
+from .hooks import Hooks, RunInfo
 from .messages import (
     Message,
     ModelEvent,
@@ -60,6 +62,7 @@ from .tools import Tool, ToolContext, to_content, tool
 
 if TYPE_CHECKING:
     from .models import OpenAICompatible, RateLimit, WorkersAI
+    from .tracing import instrument, uninstrument
 
 __version__ = "0.1.0"
 
@@ -70,6 +73,8 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "HookError",
+    "Hooks",
     "MaxStepsExceeded",
     "Message",
     "MissingCredentialsError",
@@ -93,6 +98,7 @@ __all__ = [
     "ResponseDone",
     "RunError",
     "RunFinished",
+    "RunInfo",
     "RunResult",
     "ServerError",
     "StepFinished",
@@ -116,8 +122,10 @@ __all__ = [
     "UsageLimitExceeded",
     "WorkersAI",
     "__version__",
+    "instrument",
     "to_content",
     "tool",
+    "uninstrument",
 ]
 
 
@@ -127,6 +135,13 @@ def __getattr__(name: str) -> Any:
         from . import models
 
         value = getattr(models, name)
+        globals()[name] = value
+        return value
+    if name in ("instrument", "uninstrument"):
+        # Tracing imports OpenTelemetry: only when it is switched on.
+        from . import tracing
+
+        value = getattr(tracing, name)
         globals()[name] = value
         return value
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

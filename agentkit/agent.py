@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal
+from typing import Any, Generic, Literal, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
@@ -48,6 +48,7 @@ from .errors import (
     UnknownToolError,
     UsageLimitExceeded,
 )
+from .hooks import AgentHooks, RunHooks
 from .messages import (
     Message,
     ModelResponse,
@@ -165,6 +166,7 @@ class _Run:
         "deps",
         "exhausted",
         "failures",
+        "hooks",
         "messages",
         "output_failures",
         "prompt_tokens",
@@ -189,6 +191,7 @@ class _Run:
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
+        self.hooks: RunHooks | None = None
 
     def add(self, usage: Usage) -> None:
         self.prompt_tokens += usage.prompt_tokens
@@ -234,6 +237,14 @@ class Agent(Generic[OutputT]):
         retries: the default number of failed calls in a row a tool may make
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
+        hooks: a hook object, or a list of them, called around the run, each model request
+            and each tool call (see :mod:`agentkit.hooks`).
+        instrument: OpenTelemetry traces: ``True`` on, ``False`` off, ``None`` (the default)
+            as :func:`agentkit.instrument` set it, or an
+            :class:`agentkit.tracing.Instrumentation` (see docs/observability.md).
+        deps_type: the type of ``deps`` the tools expect; a run of an agent whose tools take a
+            ``ToolContext`` then fails at its start when it gets no ``deps=`` (or deps of
+            another type).
     """
 
     def __init__(
@@ -255,6 +266,9 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
         retries: int = 2,
         approve_all: bool = False,
+        hooks: object | Sequence[object] | None = None,
+        instrument: Any = None,
+        deps_type: type[Any] | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -304,6 +318,8 @@ class Agent(Generic[OutputT]):
         self.max_total_tokens = max_total_tokens
         self.max_tool_output_chars = max_tool_output_chars
         self.retries = retries
+        self.deps_type = deps_type
+        self._observers = AgentHooks(hooks, instrument)
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
         self._output: TypeAdapter[OutputT] | None = None
@@ -438,12 +454,19 @@ class Agent(Generic[OutputT]):
         new_input = _as_messages(prompt)
         if not new_input and not messages:
             raise ConfigurationError("nothing to run: pass a prompt or a message_history")
+        if self.deps_type is not None:
+            self._check_deps(deps)
         run = _Run(messages, deps)
+        hooks = run.hooks = self._observers.for_run(
+            run, self, stream=stream, settings=self.settings
+        )
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
         final_request = False
         try:
+            if hooks is not None:
+                await hooks.run_start()
             while True:
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
@@ -493,6 +516,8 @@ class Agent(Generic[OutputT]):
                 # 3. Ask the model (without tools for the one last answer after max_steps).
                 tools = () if final_request else self.tools
                 started = time.perf_counter()
+                if hooks is not None:
+                    await hooks.model_start(messages)
                 if stream:
                     response = None
                     async for event in self._stream_step(tools, run):
@@ -503,6 +528,8 @@ class Agent(Generic[OutputT]):
                     assert response is not None
                 else:
                     response = await self.model.request(messages, tools, self.settings)
+                if hooks is not None:
+                    await hooks.model_end(response)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -568,6 +595,8 @@ class Agent(Generic[OutputT]):
                     steps=run.steps,
                     run_id=run.run_id,
                 )
+                if hooks is not None:
+                    await hooks.run_end(result)
                 yield RunFinished(result)
                 return
         except BaseException as exc:
@@ -578,6 +607,8 @@ class Agent(Generic[OutputT]):
                     exc.usage = run.usage()  # type: ignore[attr-defined]
                 except (AttributeError, TypeError):  # pragma: no cover - exotic exception types
                     pass
+            if hooks is not None:
+                await hooks.run_failed(exc)
             raise
 
     async def _stream_step(
@@ -676,6 +707,12 @@ class Agent(Generic[OutputT]):
                 raise outcome
 
     async def _call_tool(self, run: _Run, call: ToolCall) -> ToolResult:
+        """Run one call, between the tool hooks when there are any."""
+        if run.hooks is None:
+            return await self._run_tool(run, call)
+        return await run.hooks.tool(self._run_tool, run, call)
+
+    async def _run_tool(self, run: _Run, call: ToolCall) -> ToolResult:
         """Run one call. Failures become error results; only ``on_tool_error="raise"`` raises."""
         started = time.perf_counter()
         run.tool_calls += 1
@@ -730,6 +767,29 @@ class Agent(Generic[OutputT]):
                 (time.perf_counter() - started) * 1000, len(result.content),
             )  # fmt: skip
         return result
+
+    def _check_deps(self, deps: Any) -> None:
+        """With ``deps_type`` set, a run whose tools take a ``ToolContext`` needs fitting deps."""
+        needing = [t.name for t in self.tools if t.takes_context]
+        if not needing:
+            return
+        expected = self.deps_type
+        wanted = getattr(expected, "__name__", repr(expected))
+        if deps is None:
+            raise ConfigurationError(
+                f"this agent declares deps_type={wanted} and its tool(s) {', '.join(needing)} "
+                f"take a ToolContext, but the run got no deps: pass deps={wanted}(...) to "
+                "run(), run_sync() or stream()"
+            )
+        try:
+            fits = isinstance(deps, get_origin(expected) or expected)  # type: ignore[arg-type]
+        except TypeError:  # a type isinstance cannot check (a Protocol, a TypedDict...)
+            return
+        if not fits:
+            raise ConfigurationError(
+                f"this agent declares deps_type={wanted}, but the run got deps of type "
+                f"{type(deps).__name__}; pass a {wanted} as deps="
+            )
 
     def _failed(self, run: _Run, name: str, budget: int, text: str) -> ToolResult:
         """An error result for the model, counted against the tool's retry budget."""

@@ -6,6 +6,7 @@ Layout::
     ├── ConfigurationError            bad settings, missing credentials (also a ValueError)
     │   └── MissingCredentialsError
     ├── ToolDefinitionError           a function that cannot become a tool (also a TypeError)
+    ├── HookError                     a hook raised (the hook's exception in ``.original``)
     ├── ToolError                     one tool call went wrong; the agent reports it to the model
     │   ├── ToolArgumentsError        arguments failed validation
     │   ├── UnknownToolError          the model named a tool that does not exist
@@ -46,6 +47,7 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ConfigurationError",
+    "HookError",
     "MaxStepsExceeded",
     "MissingCredentialsError",
     "ModelConnectionError",
@@ -110,6 +112,15 @@ class ToolDefinitionError(AgentKitError, TypeError):
 
 
 # --- tool calls ------------------------------------------------------------------------------
+
+
+class HookError(AgentKitError):
+    """A hook method raised; the run stops with this error (``.hook`` names the method)."""
+
+    def __init__(self, message: str, *, hook: str, original: BaseException) -> None:
+        super().__init__(message)
+        self.hook = hook
+        self.original = original
 
 
 class ToolError(AgentKitError):
