@@ -15,6 +15,7 @@ from typing import TypeVar
 
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
+from .._retries import note_retry
 from ..errors import (
     ConfigurationError,
     ModelConnectionError,
@@ -93,8 +94,10 @@ class RetryPolicy:
         return delay / 2 + random.uniform(0, delay / 2)
 
     def _before_sleep(self, state: RetryCallState) -> None:
+        exc = state.outcome.exception() if state.outcome is not None else None
+        if exc is not None:
+            note_retry(state.attempt_number + 1, exc)
         if logger.isEnabledFor(logging.INFO):
-            exc = state.outcome.exception() if state.outcome is not None else None
             wait = state.next_action.sleep if state.next_action is not None else 0.0
             logger.info(
                 "attempt %d failed (%s); retrying in %.2f s",
@@ -112,6 +115,7 @@ class RetryPolicy:
                 raise
             first: BaseException = exc
         wait = self.first_wait(first)
+        note_retry(1, first)
         if logger.isEnabledFor(logging.INFO):
             logger.info("attempt 1 failed (%s); retrying in %.2f s", type(first).__name__, wait)
         await asyncio.sleep(wait)
