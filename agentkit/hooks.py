@@ -194,7 +194,7 @@ class HookSet:
 
 
 async def _call(methods: tuple[tuple[str, Callable[..., Any]], ...], *args: Any) -> None:
-    for name, method in methods:
+    for name, method in methods:  # an empty tuple (no hook has the method) costs one await
         try:
             out = method(*args)
             if inspect.isawaitable(out):

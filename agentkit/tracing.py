@@ -254,16 +254,18 @@ class TracingHooks:
         if state.chat_token is not None:
             otel_context.detach(state.chat_token)  # type: ignore[arg-type]
             state.chat_token = None
-        chat.set_attribute(AGENTKIT_REQUEST_RETRIES, state.retries)
+        found: dict[str, Any] = {AGENTKIT_REQUEST_RETRIES: state.retries}
         if response is not None:
+            usage = response.usage
+            found[GEN_AI_USAGE_INPUT_TOKENS] = usage.prompt_tokens
+            found[GEN_AI_USAGE_OUTPUT_TOKENS] = usage.completion_tokens
             if response.finish_reason:
-                chat.set_attribute(GEN_AI_RESPONSE_FINISH_REASONS, [response.finish_reason])
+                found[GEN_AI_RESPONSE_FINISH_REASONS] = [response.finish_reason]
             if response.model_name:
-                chat.set_attribute(GEN_AI_RESPONSE_MODEL, response.model_name)
-            chat.set_attribute(GEN_AI_USAGE_INPUT_TOKENS, response.usage.prompt_tokens)
-            chat.set_attribute(GEN_AI_USAGE_OUTPUT_TOKENS, response.usage.completion_tokens)
+                found[GEN_AI_RESPONSE_MODEL] = response.model_name
             if self._content:
-                chat.set_attribute(GEN_AI_OUTPUT_MESSAGES, _json([_output_parts(response)]))
+                found[GEN_AI_OUTPUT_MESSAGES] = _json([_output_parts(response)])
+        chat.set_attributes(found)
         if error is not None:
             _fail(chat, error)
         chat.end()
@@ -321,9 +323,13 @@ class TracingHooks:
             return
         span = state.span
         usage = run.usage
-        span.set_attribute(GEN_AI_USAGE_INPUT_TOKENS, usage.prompt_tokens)
-        span.set_attribute(GEN_AI_USAGE_OUTPUT_TOKENS, usage.completion_tokens)
-        span.set_attribute(AGENTKIT_RUN_STEPS, run.step)
+        span.set_attributes(
+            {
+                GEN_AI_USAGE_INPUT_TOKENS: usage.prompt_tokens,
+                GEN_AI_USAGE_OUTPUT_TOKENS: usage.completion_tokens,
+                AGENTKIT_RUN_STEPS: run.step,
+            }
+        )
         if error is not None:
             _fail(span, error)
         span.end()

@@ -286,6 +286,26 @@ async def test_spans_inside_a_tool_and_a_nested_agent_are_its_children(
     assert {s.context.trace_id for s in found} == {outer.context.trace_id}
 
 
+async def test_tool_hooks_run_inside_the_tool_span(
+    traced: Callable[..., Instrumentation], spans: Spans
+) -> None:
+    seen: list[str] = []
+
+    class Mark(agentkit.Hooks):
+        def on_tool_start(self, run: agentkit.RunInfo, call: ToolCall) -> None:
+            trace.get_current_span().set_attribute("app.marked", call.name)
+
+        def on_tool_end(
+            self, run: agentkit.RunInfo, call: ToolCall, result: Any, error: Any
+        ) -> None:
+            seen.append(getattr(trace.get_current_span(), "name", "?"))
+
+    model = ScriptedModel([ToolCall(name="lookup", arguments={"key": "k"}), "K"])
+    await Agent(model, [lookup], hooks=Mark(), instrument=traced()).run("go")
+    assert attrs(only(spans(), "execute_tool"))["app.marked"] == "lookup"
+    assert seen == ["execute_tool lookup"]
+
+
 # --- over HTTP: retries, failures, servers ---------------------------------------------------
 
 
