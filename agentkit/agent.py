@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, get_origin
+from typing import TYPE_CHECKING, Any, Generic, Literal, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
@@ -61,6 +61,9 @@ from .messages import (
 from .models.base import Model
 from .settings import ModelSettings
 from .tools import Tool, ToolContext
+
+if TYPE_CHECKING:
+    from .tracing import Instrumentation
 
 __all__ = [
     "DEFAULT_MAX_TOOL_OUTPUT_CHARS",
@@ -267,7 +270,7 @@ class Agent(Generic[OutputT]):
         retries: int = 2,
         approve_all: bool = False,
         hooks: object | Sequence[object] | None = None,
-        instrument: Any = None,
+        instrument: bool | Instrumentation | None = None,
         deps_type: type[Any] | None = None,
     ) -> None:
         if max_steps < 1:
