@@ -28,9 +28,14 @@ from collections.abc import Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+try:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+    from opentelemetry.trace import Span, SpanKind, Status, StatusCode, TracerProvider
+except ImportError as exc:  # pragma: no cover - tested in a subprocess
+    raise ImportError(
+        "agentkit tracing needs the OpenTelemetry API: pip install 'agentkit[otel]'"
+    ) from exc
 
 from . import __version__, hooks
 from ._retries import retry_listener

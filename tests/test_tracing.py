@@ -528,6 +528,28 @@ def test_without_tracing_nothing_of_opentelemetry_is_imported() -> None:
     assert done.stdout.strip() == "clean"
 
 
+def test_without_the_otel_extra_the_error_says_what_to_install() -> None:
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["opentelemetry"] = None  # as if opentelemetry-api were not installed
+        import agentkit
+        from agentkit.testing import ScriptedModel
+        try:
+            agentkit.Agent(ScriptedModel([]), instrument=True)
+        except agentkit.ConfigurationError as exc:
+            print(exc)
+        try:
+            agentkit.instrument()
+        except ImportError as exc:
+            print(exc)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.count("pip install 'agentkit[otel]'") == 2, done.stdout
+
+
 # --- the token never shows -------------------------------------------------------------------
 
 
