@@ -712,10 +712,10 @@ class Agent(Generic[OutputT]):
     async def _call_tool(self, run: _Run, call: ToolCall) -> ToolResult:
         """Run one call, between the tool hooks when there are any."""
         if run.hooks is None:
-            return await self._run_tool(run, call)
-        return await run.hooks.tool(self._run_tool, run, call)
+            return await self._answer_call(run, call)
+        return await run.hooks.tool(self._answer_call, run, call)
 
-    async def _run_tool(self, run: _Run, call: ToolCall) -> ToolResult:
+    async def _answer_call(self, run: _Run, call: ToolCall) -> ToolResult:
         """Run one call. Failures become error results; only ``on_tool_error="raise"`` raises."""
         started = time.perf_counter()
         run.tool_calls += 1
