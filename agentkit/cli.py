@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
@@ -108,14 +109,9 @@ async def _close(model: Any) -> None:
 
 
 def _load(target: str) -> Agent[Any]:
-    from .batch import load_agent
+    from ._load import load_agent
 
-    try:
-        return load_agent(target)
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # the user's file failed to import
-        raise ConfigurationError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    return load_agent(target)
 
 
 def _read_prompt(prompt: str | None) -> str:
@@ -291,9 +287,90 @@ def _cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _add_batch(subparsers: _Subparsers) -> None:
-    from .batch import add_batch_command
+    parser = subparsers.add_parser(
+        "batch",
+        help="run an agent over many inputs (JSONL), saving results as they finish",
+        description=(
+            "Run an agent on every line of a JSONL file (a JSON string, or an object with "
+            "'input' and an optional 'id') and append one JSON result per line to the output. "
+            "One process at a time works on an output file (it is locked while the job runs). "
+            "With --resume, inputs already done are skipped; inputs that were running when the "
+            "job stopped run again, their tools included (at-least-once per input)."
+        ),
+    )
+    parser.add_argument("target", help="the agent, as FILE.py:NAME or package.module:NAME")
+    parser.add_argument("inputs", help="the inputs file, one JSON string or object per line")
+    parser.add_argument("-o", "--output", required=True, help="the results file (JSONL)")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="runs at the same time (default: 4)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip inputs already done in the output file"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output file if it exists"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    parser.set_defaults(handler=_cmd_batch)
 
-    add_batch_command(subparsers)
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this batch."""
+    words = ["agentkit", "batch", args.target, args.inputs, "-o", args.output]
+    if args.concurrency != 4:
+        words += ["--concurrency", str(args.concurrency)]
+    if args.no_progress:
+        words.append("--no-progress")
+    return shlex.join([*words, "--resume"])
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """0 when every input succeeded, 1 when some failed or the job stopped, 2 on a usage error,
+    130 on Ctrl-C."""
+    from .jobs import JobReporter, run_batch, summary
+
+    def tell(message: str) -> None:
+        sys.stderr.write(f"agentkit batch: {message}\n")
+
+    reporter = JobReporter(
+        False if args.no_progress else None,
+        resume_hint=f"run: {_resume_command(args)}",
+        say=tell,
+        inform=tell,
+    )
+    try:
+        agent = _load(args.target)
+    except ConfigurationError as exc:
+        tell(str(exc))
+        return 2
+
+    async def go() -> Any:
+        try:
+            return await run_batch(
+                agent,
+                args.inputs,
+                output=args.output,
+                concurrency=args.concurrency,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                reporter=reporter,
+            )
+        finally:
+            await _close(agent.model)
+
+    try:
+        report = asyncio.run(go())
+    except KeyboardInterrupt:
+        if not reporter.stop_reported:
+            raise
+        return 130
+    except AgentKitError as exc:
+        if reporter.stop_reported:
+            return 1  # the reporter said why and how to continue
+        tell(str(exc) if isinstance(exc, ConfigurationError) else f"{type(exc).__name__}: {exc}")
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    tell(summary(report))
+    return 0 if report.ok else 1
 
 
 # --- entry point -----------------------------------------------------------------------------
