@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
 from .errors import AgentKitError, ConfigurationError
-from .messages import Message, TextDelta, ToolCall
+from .messages import Message, TextDelta, ToolCall, Usage
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -156,6 +156,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     online = has_credentials()
     if not online:
         print("No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN set: running on a scripted model.")
+        if args.prompt:
+            print(
+                "The offline demo answers its own question, not yours; set both variables "
+                "to ask your question on Workers AI."
+            )
     prompt = args.prompt if online and args.prompt else DEMO_PROMPT
     agent = build_demo_agent()
     print(f"question: {prompt}")
@@ -200,11 +205,60 @@ def _add_run(subparsers: _Subparsers) -> None:
     parser.set_defaults(handler=_cmd_run)
 
 
+def _transcript_lines(messages: Sequence[Message]) -> list[str]:
+    """A transcript as text: one line per message, tool calls and results marked."""
+    lines: list[str] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            mark = "✗" if message.is_error else "←"
+            lines.append(f"  {mark} {message.name or 'tool'}: {message.content}")
+            continue
+        if message.content or not message.tool_calls:
+            lines.append(f"{message.role}: {message.content}")
+        lines.extend(f"  → {_describe_call(call)}" for call in message.tool_calls)
+    return lines
+
+
+def _print_unfinished(
+    error: BaseException,
+    messages: Sequence[Message] | None,
+    usage: Usage | None,
+    *,
+    as_json: bool,
+) -> None:
+    """What an unfinished run produced, on stdout: as JSON (``--json``) or as text."""
+    messages = list(messages or ())
+    usage = usage or Usage()
+    interrupted = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
+    if as_json:
+        data = {
+            "output": None,
+            "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in messages],
+            "usage": usage.model_dump(),
+            "interrupted": interrupted,
+            "error": {
+                "type": type(error).__name__,
+                "message": "interrupted" if interrupted else str(error),
+            },
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    why = "interrupted" if interrupted else f"stopped by {type(error).__name__}"
+    print(f"\n[{why} after {usage.requests} model requests; the transcript so far:]")
+    for line in _transcript_lines(messages):
+        print(line)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     agent = _load(args.target)
     prompt = _read_prompt(args.prompt)
     if args.approve:
         agent.approve, agent.approve_all = _approve_on_terminal, True
+    # Filled from the error of an unfinished run: every error leaving a run carries its
+    # transcript and usage (Ctrl-C arrives in the run as a cancellation).
+    unfinished: dict[str, Any] = {"messages": [Message.user(prompt)], "usage": None}
 
     async def go() -> RunResult[Any]:
         try:
@@ -217,10 +271,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 quiet=args.json,
                 out=sys.stdout,
             )
+        except BaseException as exc:
+            unfinished["messages"] = getattr(exc, "messages", None) or unfinished["messages"]
+            unfinished["usage"] = getattr(exc, "usage", None)
+            raise
         finally:
             await _close(agent.model)
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    except KeyboardInterrupt as exc:
+        _print_unfinished(exc, unfinished["messages"], unfinished["usage"], as_json=args.json)
+        raise
+    except AgentKitError as exc:
+        if args.json:
+            _print_unfinished(exc, unfinished["messages"], unfinished["usage"], as_json=True)
+        raise
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     return 0
