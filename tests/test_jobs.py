@@ -81,7 +81,11 @@ async def test_resume_names_inputs_whose_text_changed(
     assert seen == ["four"]  # done inputs are not run again, changed or not
     assert read_results(out)["a"]["output"] == "ONE"
     warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert len(warned) == 1 and "'a', 'c'" in warned[0] and "changed" in warned[0]
+    assert warned == [
+        f"batch: the text of inputs 'a', 'c' changed since their results were written to {out}; "
+        "the old results are kept and not run again. To run on the new text, remove those "
+        "lines from the results file, or start afresh with overwrite=True (--overwrite)"
+    ]
 
 
 def test_a_second_lock_on_one_output_names_the_holder(tmp_path: Path) -> None:
@@ -227,11 +231,15 @@ def test_a_stopped_job_tells_the_command_line_user_how_to_continue(job: dict[str
     stopped = job["start"]()
     _, err = stopped.communicate(timeout=60)
     assert stopped.returncode == 1, err
-    resume = shlex.join([*["agentkit", "batch", *job["command"][4:]], "--resume"])
-    assert resume in err
+    resume = shlex.join(["agentkit", "batch", *job["command"][4:], "--resume"])
+    assert err.splitlines()[:2] == [
+        "agentkit batch: stopped after 1 of 3 inputs (AuthenticationError: the token was "
+        f"revoked); results so far are in {job['out']}.",
+        f"To continue, run: {resume}",
+    ]
+    assert err.splitlines()[2].startswith("Note: inputs that were running when a job stopped")
+    assert "at-least-once" in err and "--durable" in err
     assert "resume=True" not in err and "Traceback" not in err
-    assert "stopped after 1 of 3 inputs (AuthenticationError: the token was revoked)" in err
-    assert "at-least-once" in err
 
 
 def test_an_interrupted_job_tells_the_command_line_user_how_to_continue(
@@ -242,7 +250,11 @@ def test_an_interrupted_job_tells_the_command_line_user_how_to_continue(
     running.send_signal(signal.SIGINT)
     _, err = running.communicate(timeout=60)
     assert running.returncode == 130, err
-    assert "stopped after 0 of 5 inputs (interrupted)" in err
-    assert shlex.join(["agentkit", "batch", *job["command"][4:], "--resume"]) in err
+    assert (
+        f"agentkit batch: stopped after 0 of 5 inputs (interrupted); results so far are in {job['out']}."
+        in err
+    )
+    resume = shlex.join(["agentkit", "batch", *job["command"][4:], "--resume"])
+    assert f"\nTo continue, run: {resume}\n" in err
     assert "resume=True" not in err and "Traceback" not in err
     assert not Path(str(job["out"]) + ".lock").exists()
