@@ -56,7 +56,9 @@ def make(server: WireServer, api: str, **kwargs: Any) -> HTTPModel:
     options.update(kwargs)
     if api == "openai":
         return OpenAICompatible("llama3.2", base_url=server.openai_base_url, **options)
-    return WorkersAI(account_id="acct", api_token="tok-0123456789", base_url=server.base_url, **options)
+    return WorkersAI(
+        account_id="acct", api_token="tok-0123456789", base_url=server.base_url, **options
+    )
 
 
 @pytest.mark.parametrize(
@@ -367,7 +369,11 @@ async def test_mock_transport_read_timeout_maps_to_timeout_error() -> None:
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     model = WorkersAI(
-        account_id="a", api_token="tok-0123456789", http_client=client, max_retries=2, backoff_base=0.001
+        account_id="a",
+        api_token="tok-0123456789",
+        http_client=client,
+        max_retries=2,
+        backoff_base=0.001,
     )
     with pytest.raises(ModelTimeoutError):
         await model.request(HI, [])
