@@ -298,6 +298,7 @@ SLOW_AGENT = textwrap.dedent(
 )
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
 def test_ctrl_c_prints_the_transcript_so_far(tmp_path: Path, as_json: bool) -> None:
     path = tmp_path / "slow_agent.py"
