@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from agentkit import Message
+from agentkit import ConfigurationError, Message
 from agentkit.agent import Agent
 from agentkit.jobs import (
     OutputLock,
@@ -260,3 +260,15 @@ def test_an_interrupted_job_tells_the_command_line_user_how_to_continue(
     assert f"\nTo continue, run: {resume}\n" in err
     assert "resume=True" not in err and "Traceback" not in err
     assert not Path(str(job["out"]) + ".lock").exists()
+
+
+async def test_an_output_that_cannot_be_written_is_explained(tmp_path: Path) -> None:
+    agent = Agent(FunctionModel(echo))
+    with pytest.raises(ConfigurationError, match=r"is a folder; give the path of a file, such as"):
+        await run_batch(agent, ["a"], output=tmp_path)
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    with pytest.raises(
+        ConfigurationError, match=r"^cannot lock the output file .*not-a-folder/out"
+    ):
+        await run_batch(agent, ["a"], output=blocker / "out.jsonl")

@@ -264,7 +264,15 @@ class ResultsFile:
                 "resume=True and overwrite=True contradict each other; pick one"
             )
         path = Path(output)
-        lock = OutputLock(path).acquire()
+        if path.is_dir():
+            raise ConfigurationError(
+                f"the output {str(path)!r} is a folder; give the path of a file, such as "
+                f"{str(path / 'results.jsonl')!r}"
+            )
+        try:
+            lock = OutputLock(path).acquire()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot lock the output file {str(path)!r}: {exc}") from exc
         try:
             results = cls(path=path, _lock=lock)
             exists = path.exists() and path.stat().st_size > 0
@@ -285,6 +293,9 @@ class ResultsFile:
                         results.done.add(key)
                         results.previous[key] = record
             results._handle = path.open("a" if resume else "w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            lock.release()
+            raise ConfigurationError(f"cannot write the output file {str(path)!r}: {exc}") from exc
         except BaseException:
             lock.release()
             raise
