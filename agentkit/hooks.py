@@ -315,7 +315,13 @@ class AgentHooks:
         return self._own_tracing
 
     def for_run(
-        self, run: Any, agent: Any, *, stream: bool, settings: ModelSettings | None
+        self,
+        run: Any,
+        agent: Any,
+        *,
+        stream: bool,
+        settings: ModelSettings | None,
+        conversation_id: str | None = None,
     ) -> RunHooks | None:
         """The hooks of one run, or ``None`` when there are none (the loop then pays nothing)."""
         tracing = self._tracing()
@@ -328,7 +334,10 @@ class AgentHooks:
             self._cache = (tracing, combined)
         if combined is None:
             return None
-        return RunHooks(combined, RunInfo(run, agent, stream=stream, settings=settings))
+        info = RunInfo(
+            run, agent, stream=stream, settings=settings, conversation_id=conversation_id
+        )
+        return RunHooks(combined, info)
 
 
 def _tracing_hooks(instrument: Any) -> object:
