@@ -520,7 +520,7 @@ class Agent(Generic[OutputT]):
                 tools = () if final_request else self.tools
                 started = time.perf_counter()
                 if hooks is not None:
-                    await hooks.model_start(messages)
+                    await hooks.model_start(messages, self.settings)
                 if stream:
                     response = None
                     async for event in self._stream_step(tools, run):

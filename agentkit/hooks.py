@@ -93,8 +93,9 @@ class RunInfo:
 
     ``agent`` is the :class:`~agentkit.agent.Agent`; ``run_id`` the run's id; ``deps`` what
     was passed as ``deps=``; ``messages`` the live transcript; ``stream`` whether the run is
-    streamed; ``settings`` the agent's sampling settings; ``conversation_id`` identifies the
-    conversation (the run id unless set). ``step`` and ``usage`` are read live.
+    streamed; ``settings`` the sampling settings of the run, then of the current request (the
+    model's own defaults apply under them); ``conversation_id`` identifies the conversation
+    (the run id unless set). ``step`` and ``usage`` are read live.
     """
 
     __slots__ = (
@@ -219,8 +220,11 @@ class RunHooks:
     async def run_start(self) -> None:
         await _call(self._methods["on_run_start"], self.info)
 
-    async def model_start(self, messages: Sequence[Message]) -> None:
+    async def model_start(
+        self, messages: Sequence[Message], settings: ModelSettings | None
+    ) -> None:
         self._model_open = True
+        self.info.settings = settings
         await _call(self._methods["on_model_start"], self.info, messages)
 
     async def model_end(self, response: ModelResponse) -> None:

@@ -97,6 +97,8 @@ AGENTKIT_REQUEST_REPETITION_PENALTY = "agentkit.request.repetition_penalty"
 AGENTKIT_RETRY_EVENT = "agentkit.retry"
 AGENTKIT_RETRY_ATTEMPT = "agentkit.retry.attempt"
 
+_NOT_YET = object()
+
 #: ``error.type`` of a tool call whose failure went back to the model as an error result.
 TOOL_ERROR = "tool_error"
 
@@ -173,11 +175,21 @@ def tracing_hooks(instrument: Instrumentation | None) -> TracingHooks:
 
 
 class _RunSpans:
-    __slots__ = ("base", "chat", "chat_token", "listener_token", "retries", "span", "tools")
+    __slots__ = (
+        "base",
+        "chat",
+        "chat_token",
+        "listener_token",
+        "retries",
+        "sampled",
+        "span",
+        "tools",
+    )
 
     def __init__(self, span: Span, base: dict[str, Any]) -> None:
         self.span = span
         self.base = base  # attributes every chat span of the run carries
+        self.sampled: tuple[object, dict[str, Any]] = (_NOT_YET, {})
         self.chat: Span | None = None
         self.chat_token: object | None = None
         self.listener_token: Any = None
@@ -223,14 +235,17 @@ class TracingHooks:
             attributes=attributes,
         )
         base = {GEN_AI_OPERATION_NAME: "chat", **common, GEN_AI_REQUEST_STREAM: run.stream}
-        base.update(_sampling(model, run.settings))
         self._runs[run] = _RunSpans(span, base)
 
     def on_model_start(self, run: RunInfo, messages: Sequence[Message]) -> None:
         state = self._runs.get(run)
         if state is None:
             return
-        attributes = dict(state.base)
+        settings, sampled = state.sampled
+        if settings is not run.settings:  # the same settings object for most requests
+            sampled = _sampling(run.agent.model, run.settings)
+            state.sampled = (run.settings, sampled)
+        attributes = {**state.base, **sampled}
         if self._content:
             attributes[GEN_AI_INPUT_MESSAGES] = _json([_message_parts(m) for m in messages])
         chat = self._tracer.start_span(
