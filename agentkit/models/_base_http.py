@@ -336,7 +336,7 @@ class HTTPModel:
                                 yield TextDelta(delta)
                     if done:
                         break
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError) as exc:  # the connection failed mid-stream
                 failure = exc
             finally:
                 await chunks.aclose()

@@ -144,24 +144,31 @@ def scrub_chain(exc: BaseException, secret: str | None) -> None:
 
 
 class SecretLogFilter(logging.Filter):
-    """Redacts the tokens of live models from every record of the loggers it is attached to."""
+    """Redacts the tokens of live models from every record of the loggers it is attached to.
+
+    Each model's transport registers its token for as long as it lives. The set the filter reads
+    is an immutable tuple swapped in whole, so records logged from any thread see a consistent
+    set; the lock is re-entrant because a release may run from the garbage collector.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._secrets: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._counts: dict[str, int] = {}
+        self._active: tuple[str, ...] = ()
         self._installed = False
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(self._secrets)
+        return self._active
 
     def register(self, owner: object, secret: str | None) -> None:
         """Redact ``secret`` for as long as ``owner`` lives; attach to the loggers if needed."""
         if not secret:
             return
         with self._lock:
-            self._secrets[secret] = self._secrets.get(secret, 0) + 1
+            self._counts[secret] = self._counts.get(secret, 0) + 1
+            self._active = tuple(self._counts)
             if not self._installed:
                 for name in HTTP_LOGGERS:
                     logging.getLogger(name).addFilter(self)
@@ -170,14 +177,15 @@ class SecretLogFilter(logging.Filter):
 
     def _release(self, secret: str) -> None:
         with self._lock:
-            count = self._secrets.get(secret, 0) - 1
+            count = self._counts.get(secret, 0) - 1
             if count > 0:
-                self._secrets[secret] = count
+                self._counts[secret] = count
             else:
-                self._secrets.pop(secret, None)
+                self._counts.pop(secret, None)
+            self._active = tuple(self._counts)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self.secrets
+        secrets = self._active
         if not secrets:
             return True
         try:
