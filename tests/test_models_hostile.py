@@ -30,7 +30,7 @@ from agentkit.errors import (
 from agentkit.messages import Message, ResponseDone, TextDelta
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.models._retry import RetryPolicy
-from agentkit.testing_server import Reply, WireServer
+from agentkit.testing_server import Reply, WireServer, schema_violations
 
 HI = [Message.user("hi")]
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -312,6 +312,7 @@ def test_a_base_url_from_the_environment_is_validated(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("stream", [False, True])
 async def test_any_failure_below_http_becomes_a_typed_error(stream: bool) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
+        assert schema_violations(json.loads(request.content)) == []
         raise ExceptionGroup("connect", [OverflowError("port must be 0-65535.")])
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))

@@ -22,7 +22,7 @@ from agentkit.errors import AgentKitError, ConfigurationError, ModelConnectionEr
 from agentkit.messages import Message
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.models._base_http import HTTPModel
-from agentkit.testing_server import Reply, WireServer
+from agentkit.testing_server import Reply, WireServer, schema_violations
 from agentkit.tools import tool
 
 ECHO = f"Authorization: Bearer {SECRET_TOKEN}"
@@ -257,6 +257,7 @@ async def test_a_transport_error_carrying_the_token_leaves_no_trace_of_it(stream
     """Not in the error, nor in its cause or context, however deep, nor in a group member."""
 
     def handler(request: httpx.Request) -> httpx.Response:
+        assert schema_violations(json.loads(request.content)) == []
         try:
             raise OSError(f"socket said {SECRET_TOKEN!r} and {json.dumps(SECRET_TOKEN)}")
         except OSError as inner:
