@@ -382,8 +382,8 @@ class HTTPModel:
         """A whole reply's JSON; :class:`ModelResponseError` if it is not JSON (or nests too deep)."""
         try:
             return loads(content)
-        except ValueError:
-            error = unreadable(self._model, content_type, content, self._transport.secret)
+        except ValueError as exc:
+            error = unreadable(self._model, content_type, content, self._transport.secret, exc)
         raise error
 
     def _feed(self, acc: StreamAccumulator, data: str, model: str, transport: Transport) -> str:

@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._json import loads
+from .._json import JSONNestingError, loads
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -189,9 +189,19 @@ def error_from_response(
 
 
 def unreadable(
-    model: str, content_type: str | None, content: bytes, secret: str | None = None
+    model: str,
+    content_type: str | None,
+    content: bytes,
+    secret: str | None = None,
+    problem: ValueError | None = None,
 ) -> ModelResponseError:
+    """The error for a reply that is not JSON (``problem``: the parser's error, if any)."""
     start = snippet(content[:4096].decode("utf-8", "replace"), secret)
+    if isinstance(problem, JSONNestingError):
+        return ModelResponseError(
+            f"{model}: the reply nests JSON arrays or objects too deeply to read ({len(content)} "
+            f"bytes, starting {start!r}); no model answer does that: the server misbehaves."
+        )
     return ModelResponseError(
         f"{model}: the reply is not valid JSON (content type {content_type or 'missing'!s}, "
         f"{len(content)} bytes, starting {start!r}). The URL may point at something that is "

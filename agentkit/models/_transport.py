@@ -289,8 +289,9 @@ class Transport:
             content = await self.read(response, model, end)
         try:
             return loads(content)
-        except ValueError:
-            error = unreadable(model, response.headers.get("content-type"), content, self.secret)
+        except ValueError as exc:
+            kind = response.headers.get("content-type")
+            error = unreadable(model, kind, content, self.secret, exc)
         raise error
 
     async def read(self, response: httpx.Response, model: str, end: float | None) -> bytes:
