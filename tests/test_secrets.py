@@ -313,3 +313,30 @@ async def test_httpcore_debug_logs_of_an_echoed_token_are_redacted(
             logger.setLevel(level)
     assert any("x-echo" in text and "***" in text for text in seen), seen[:5]
     assert not leaks(seen), leaks(seen)
+
+
+async def test_a_secret_given_as_a_header_is_redacted_like_the_token() -> None:
+    """An AI Gateway token passed in ``headers`` is kept out of errors as the API token is."""
+    gateway = "gw-SECRET-fedcba9876543210"
+    replies = [
+        Reply.error(401, code=10000, message=f"bad gateway token {gateway}"),
+        Reply(
+            body=f"<html>you sent cf-aig-authorization: Bearer {gateway}</html>".encode(),
+            stream=False,
+        ),
+    ]
+    with WireServer(replies, api_token=SECRET_TOKEN) as server:
+        model = WorkersAI(
+            account_id="acct",
+            api_token=SECRET_TOKEN,
+            base_url=server.base_url,
+            headers={"cf-aig-authorization": f"Bearer {gateway}", "x-trace": "visible-value"},
+            max_retries=0,
+        )
+        async with model:
+            for _ in replies:
+                with pytest.raises(AgentKitError) as info:
+                    await model.request([Message.user("hi")], [])
+                assert "***" in str(info.value)
+                assert not leaks(chain_texts(info.value), gateway)
+        assert server.requests[0].headers["cf-aig-authorization"] == f"Bearer {gateway}"

@@ -24,7 +24,7 @@ from ..errors import (
     RequestTooLargeError,
     ServerError,
 )
-from ._redact import redact, redact_bytes, snippet
+from ._redact import Secrets, redact, redact_bytes, snippet
 
 __all__ = [
     "QUOTA_CODES",
@@ -140,7 +140,7 @@ def error_from_response(
     *,
     model_name: str,
     hints: Hints = Hints(),
-    secret: str | None = None,
+    secret: Secrets = None,
 ) -> ModelHTTPError:
     """The :class:`ModelHTTPError` subclass for a failed reply, with a message that says what to do."""
     content = redact_bytes(content, secret)  # before any cut could split it
@@ -192,7 +192,7 @@ def unreadable(
     model: str,
     content_type: str | None,
     content: bytes,
-    secret: str | None = None,
+    secret: Secrets = None,
     problem: ValueError | None = None,
 ) -> ModelResponseError:
     """The error for a reply that is not JSON (``problem``: the parser's error, if any)."""

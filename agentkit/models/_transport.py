@@ -38,7 +38,7 @@ from ._body import DEFAULT_MAX_RESPONSE_BYTES, body_chunks, check_size_limit, re
 from ._errors_map import Hints, error_from_response, unreadable
 from ._pool import LoopPool
 from ._ratelimit import RateLimit, as_rate_limit
-from ._redact import LOG_FILTER, safe_text, scrub_chain
+from ._redact import LOG_FILTER, Secrets, safe_text, scrub_chain
 from ._retry import RETRY_AFTER_MAX, RetryPolicy
 
 __all__ = [
@@ -74,7 +74,7 @@ class Transport:
         retry_after_max: float = RETRY_AFTER_MAX,
         rate_limit: RateLimit | float | None,
         http_client: httpx.AsyncClient | None,
-        secret: str | None,
+        secret: Secrets,
         hints: Hints,
         limits: httpx.Limits | None = None,
         deadline: float | None = None,
