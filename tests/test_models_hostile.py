@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -262,6 +263,7 @@ async def test_the_default_deadline_is_five_times_the_timeout(raw: RawServer) ->
     assert model._transport.deadline == pytest.approx(1.5)
     assert WorkersAI(account_id="a", api_token=SECRET_TOKEN)._transport.deadline == 600.0
     assert workers(raw, timeout=None)._transport.deadline is None
+    assert workers(raw, deadline=math.inf)._transport.deadline is None
     async with model:
         with pytest.raises(ModelTimeoutError, match=r"deadline of 1\.5 s"):
             await model.request(HI, [])
