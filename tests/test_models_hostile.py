@@ -491,3 +491,35 @@ def test_a_message_with_an_image_is_refused_as_text_only() -> None:
         Message(role="user", content="what is this?", image=[1, 2, 3])  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="text only"):
         Message.model_validate({"role": "user", "content": "x", "image": "aGk="})
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate-zlib", "deflate-raw", "gzip-two-members"])
+async def test_every_encoding_agentkit_asks_for_is_inflated_in_bounded_pieces(
+    encoding: str,
+) -> None:
+    import zlib
+
+    from agentkit.models._body import BodyTooLargeError, read_body
+
+    plain = b"abc" * 100_000
+    if encoding == "gzip":
+        data, header = gzip.compress(plain), "gzip"
+    elif encoding == "gzip-two-members":
+        data, header = gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]), "gzip"
+    elif encoding == "deflate-zlib":
+        data, header = zlib.compress(plain), "deflate"
+    else:
+        raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data, header = raw.compress(plain) + raw.flush(), "deflate"
+
+    def response() -> httpx.Response:
+        pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+        return httpx.Response(
+            200, headers={"content-encoding": header}, stream=httpx.ByteStream(b"".join(pieces))
+        )
+
+    assert await read_body(response(), len(plain), "m") == plain
+    with pytest.raises(BodyTooLargeError, match="max_response_bytes"):
+        await read_body(response(), len(plain) - 1, "m")
+    cut = await read_body(response(), 1000, "m", cut=True)  # (enough to report an error reply)
+    assert plain.startswith(cut) and 0 < len(cut) <= 1000
