@@ -378,10 +378,11 @@ async def test_the_rate_limit_holds_when_requests_are_sent_behind_a_stalled_pool
     assert [a.text for a in answers] == ["ok"] * 40
     arrivals = sorted(raw.arrivals)
     assert len(arrivals) == 40
-    # Requests in any window of one second, as the server counted them (a closed window of
-    # evenly spaced sends holds at most 21; one more for scheduling noise).
+    # Requests in any window of one second, as the server counted them: a closed window of
+    # evenly spaced sends holds at most 21; a few more allow for a machine so busy that sends
+    # bunch up (up to 0.2 s late).
     most = max(sum(1 for t in arrivals[i:] if t - start <= 1.0) for i, start in enumerate(arrivals))
-    assert most <= 22, most  # (35 when the slot was taken before waiting for a connection)
+    assert most <= 25, most  # (35 when the slot was taken before waiting for a connection)
 
 
 # --- newer models and finish reasons --------------------------------------------------------------
