@@ -163,7 +163,9 @@ class MCPTool(Tool):
         if not problems:
             validator = _validator_for(self._schema_json)
             if validator is not None:
+                best_match = importlib.import_module("jsonschema.exceptions").best_match
                 for error in validator.iter_errors(out):
+                    error = best_match([error])  # inside anyOf/oneOf: the variant that came closest
                     path = "".join(
                         f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
                         for i, p in enumerate(error.absolute_path)
