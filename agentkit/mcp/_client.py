@@ -118,11 +118,9 @@ class MCPTools:
         self.prefix = prefix
         self.timeout = float(timeout) if timeout is not None else None
         self.connect_timeout = float(connect_timeout)
-        self._tool_options: dict[str, Any] = {
-            "max_retries": max_retries,
-            "requires_approval": requires_approval,
-            "sequential": sequential,
-        }
+        self._template = MCPTool.template(
+            max_retries=max_retries, requires_approval=requires_approval, sequential=sequential
+        )
         self._tools: tuple[MCPTool, ...] = ()
         self._client: Client | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -275,7 +273,7 @@ class MCPTools:
                     description=description,
                     parameters=parameters,
                     timeout=self.timeout,
-                    **self._tool_options,
+                    template=self._template,
                 )
             )
         return tuple(built)

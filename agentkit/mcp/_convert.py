@@ -43,9 +43,9 @@ def tool_name(server_name: str, prefix: str | None) -> str:
 
 @functools.cache
 def _seed_validator() -> Any:
-    """A validator for one entry of ``tools`` in the Workers AI input schema agentkit ships."""
+    """A validator for a ``{"type": "function", "function": {...}}`` entry of ``tools``, from
+    the Workers AI input schema agentkit ships (the branch of its ``oneOf`` for that shape)."""
     jsonschema: Any = importlib.import_module("jsonschema")  # a dependency of the MCP SDK
-
     text = (
         resources.files("agentkit")
         .joinpath("_data/llama-3.2-3b-instruct.input.schema.json")
@@ -54,14 +54,17 @@ def _seed_validator() -> Any:
     schema = json.loads(text)
     for branch in schema.get("oneOf", ()):
         tools = branch.get("properties", {}).get("tools")
-        if tools is not None:
-            items = tools["items"]
-            return jsonschema.validators.validator_for(items)(items)
-    raise RuntimeError("the shipped Workers AI input schema has no 'tools' definition")
+        if tools is None:
+            continue
+        for shape in tools["items"].get("oneOf", [tools["items"]]):
+            if "function" in shape.get("properties", {}):
+                return jsonschema.validators.validator_for(shape)(shape)
+    raise RuntimeError("the shipped Workers AI input schema has no 'tools' entry for functions")
 
 
 def seed_problems(definition: Mapping[str, Any]) -> list[str]:
-    """Why a tool definition would be refused by the Workers AI input schema ([] if it is fine)."""
+    """Why a ``{"type": "function", "function": ...}`` tool definition breaks the Workers AI
+    input schema ([] when it is fine)."""
     return [
         f"{'/'.join(str(p) for p in e.absolute_path) or '/'}: {e.message[:200]}"
         for e in _seed_validator().iter_errors(dict(definition))

@@ -74,18 +74,14 @@ class MCPTool(Tool):
         description: str,
         parameters: dict[str, Any],
         timeout: float | None,
-        max_retries: int | None,
-        requires_approval: bool,
-        sequential: bool,
+        template: Tool,
     ) -> None:
-        super().__init__(
-            _never_called,
-            name=name,
-            description=description,
-            max_retries=max_retries,
-            requires_approval=requires_approval,
-            sequential=sequential,
-        )
+        # Everything a Tool holds comes from ``template`` (built once per server with its
+        # options: retries, approval, sequential); building a Tool per MCP tool would cost a
+        # schema and a validator each for a function that is never called.
+        vars(self).update(vars(template))
+        self.name = name
+        self.description = description
         self.parameters = parameters
         self._flat = {"name": name, "description": description, "parameters": parameters}
         self.timeout = timeout
@@ -96,6 +92,11 @@ class MCPTool(Tool):
         extra = spec.input_schema.get("additionalProperties", True)
         self._open = extra is not False and not parameters["properties"]
         self._schema_json = json.dumps(self.input_schema, sort_keys=True)
+
+    @staticmethod
+    def template(**options: Any) -> Tool:
+        """The shared part of a server's tools, with the options every one of them gets."""
+        return Tool(_never_called, name="mcp_tool", **options)
 
     def __repr__(self) -> str:
         return f"MCPTool(name={self.name!r}, server={self._source.server!r})"
