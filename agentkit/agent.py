@@ -236,7 +236,7 @@ class Agent(Generic[OutputT]):
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
         max_tools_per_request: offer the model only this many tools per request, those that best
-            fit the conversation (``None``: all; see ``docs/mcp.md#tool-selection``).
+            fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
 
     def __init__(

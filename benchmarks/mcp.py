@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import statistics
+import subprocess
 import sys
 import tempfile
 import textwrap
@@ -134,6 +135,16 @@ async def connect_times(make: Any, repeats: int) -> list[float]:
     return times
 
 
+def import_times(repeats: int) -> list[float]:
+    """Seconds to start Python and import the SDK's stdio server, without any MCP."""
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        subprocess.run([sys.executable, "-c", "import mcp.server.stdio"], check=True)
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def selection_cost() -> float:
     from agentkit import Tool
 
@@ -177,6 +188,11 @@ async def main() -> None:
     print(
         f"| stdio subprocess (`stdio`, Python + MCP SDK) | {statistics.median(stdio) * 1000:.0f} ms "
         f"| {min(stdio) * 1000:.0f} ms | {len(stdio)} |"
+    )
+    imports = import_times(3)
+    print(
+        f"| of which: start Python and import the SDK, no MCP | {statistics.median(imports) * 1000:.0f} ms "
+        f"| {min(imports) * 1000:.0f} ms | {len(imports)} |"
     )
     print(f"\nSelection cost: {selection_cost() * 1e6:.0f} µs per step (50 tools, k=8)")
 
