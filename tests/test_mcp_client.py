@@ -9,7 +9,9 @@ import json
 from typing import Any
 
 import pytest
+from mcp.server.mcpserver import MCPServer
 from mcp_servers import UNEXPRESSIBLE_SCHEMAS, constructs_server, many_tools_server
+from pydantic import BaseModel
 
 from agentkit import Agent, Tool, ToolCall, tool
 from agentkit.errors import ConfigurationError, ToolArgumentsError, ToolError, ToolTimeoutError
@@ -227,3 +229,38 @@ async def test_agentkit_tools_round_trip_through_an_mcp_server_unchanged() -> No
         assert (await remote.run({"amount": "2.5"})).content == "2.5 km"
         with pytest.raises(ToolError, match="amount"):
             await remote.run({"amount": "far"})
+
+
+class Address(BaseModel):
+    street: str
+    city: str | None = None
+
+
+def shop_server() -> MCPServer:
+    """A server built the high-level way: tools from annotated Python functions."""
+    app = MCPServer("shop")
+
+    @app.tool()
+    def ship(to: Address, count: int | None = None) -> dict[str, Any]:
+        """Ship a parcel."""
+        return {"street": to.street, "count": count}
+
+    @app.tool()
+    def broken(x: int) -> str:
+        """Always raises."""
+        raise ValueError("out of stock")
+
+    return app
+
+
+async def test_a_server_built_from_python_functions_with_the_sdks_mcpserver() -> None:
+    async with MCPTools.from_server(shop_server()) as tools:
+        ship_tool, broken_tool = tools.tools
+        assert "$defs" in ship_tool.input_schema  # pydantic's schema, as the server sent it
+        to = ship_tool.parameters["properties"]["to"]
+        assert to["description"] == "To: an object with street, city."
+        assert to["properties"]["city"] == {"type": "string"}
+        result = await ship_tool.run({"to": '{"street": "Main St"}', "count": "2"})
+        assert result.content == '{"street":"Main St","count":2}'  # compact, said once
+        with pytest.raises(ToolError, match=r"reported an error: .*broken"):
+            await broken_tool.run({"x": 1})

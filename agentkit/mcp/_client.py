@@ -126,7 +126,6 @@ class MCPTools:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._owner: asyncio.Task[None] | None = None
         self._closing: asyncio.Event | None = None
-        self._lost: str | None = None  # why the connection ended while in use
         self._stale = False
         self._refreshing: asyncio.Task[None] | None = None
         self._stderr: IO[bytes] | None = None
@@ -344,7 +343,6 @@ class MCPTools:
         ready: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._closing = asyncio.Event()
-        self._lost = None
         self._owner = loop.create_task(self._serve(ready), name=f"mcp {self.server}")
         try:
             await ready
@@ -361,6 +359,9 @@ class MCPTools:
                 try:
                     async with asyncio.timeout(self.connect_timeout):
                         target = await self._opener(stack)
+                        # The handshake-era protocol (initialize, then notifications such as
+                        # tools/list_changed) is the one every server speaks; agentkit keeps
+                        # its own cache of the list, so the SDK's response cache is off.
                         client = Client(
                             target, mode="legacy", cache=None, message_handler=self._on_message
                         )
@@ -520,7 +521,6 @@ class MCPTools:
         )
 
     def _lost_error(self, what: str) -> MCPConnectionLost:
-        self._lost = what
         return MCPConnectionLost(
             f"MCP server {self.server}: {what}; the server has stopped or the connection "
             f"dropped{self._stderr_note()}",

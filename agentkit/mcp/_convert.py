@@ -134,20 +134,21 @@ def _block_text(block: Any) -> str:
 
 def result_text(result: mcp_types.CallToolResult) -> str:
     """The tool message for a result: text as is, other content as short placeholders, and
-    structured content as compact JSON (unless a text block already holds the same JSON)."""
+    structured content as compact JSON (in place of a text block that holds the same JSON)."""
     parts = [_block_text(block) for block in result.content]
     structured = result.structured_content
     if structured is not None:
-        repeated = False
-        for block in result.content:
-            if isinstance(block, mcp_types.TextContent):
+        compact = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
+        for i, block in enumerate(result.content):
+            if isinstance(block, mcp_types.TextContent) and block.text.lstrip()[:1] in "{[":
                 try:
-                    repeated = loads(block.text) == structured
+                    same = loads(block.text) == structured
                 except ValueError:
                     continue
-                if repeated:
+                if same:
+                    parts[i] = compact
                     break
-        if not repeated:
-            parts.append(json.dumps(structured, ensure_ascii=False, separators=(",", ":")))
+        else:
+            parts.append(compact)
     text = "\n".join(p for p in parts if p)
     return text or NO_OUTPUT

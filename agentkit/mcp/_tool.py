@@ -21,6 +21,7 @@ import mcp.types as mcp_types
 from .._json import loads
 from .._schema import _types_of, arguments_error, make_error
 from ..errors import ToolError
+from ..messages import ToolResult
 from ..tools import Tool, ToolContext
 from ._convert import result_text
 
@@ -36,7 +37,7 @@ _NUMBER = re.compile(r"^\s*-?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?\s*$")
 _MAX_PROBLEMS = 8
 
 
-async def _never_called(context: ToolContext[Any]) -> None:  # pragma: no cover - replaced
+async def _never_called() -> None:  # pragma: no cover - MCPTool runs on the server instead
     raise NotImplementedError
 
 
@@ -100,10 +101,6 @@ class MCPTool(Tool):
 
     def __repr__(self) -> str:
         return f"MCPTool(name={self.name!r}, server={self._source.server!r})"
-
-    @property
-    def takes_context(self) -> bool:
-        return False
 
     def same_as(self, spec: mcp_types.Tool, description: str) -> bool:
         """Whether ``spec`` (from a new listing) describes this very tool."""
@@ -185,9 +182,24 @@ class MCPTool(Tool):
 
     # --- running ------------------------------------------------------------------------------
 
+    async def run(
+        self,
+        arguments: Mapping[str, Any] | str | None,
+        context: ToolContext[Any] | None = None,
+    ) -> ToolResult:
+        """Validate ``arguments``, call the tool on the server, return its text for the model."""
+        text = await self.run_validated(self.validate(arguments), context)
+        return ToolResult(
+            content=text,
+            value=text,
+            is_error=False,
+            tool_call_id=context.tool_call_id if context is not None else None,
+            name=self.name,
+        )
+
     async def run_validated(
         self, arguments: dict[str, Any], context: ToolContext[Any] | None = None
-    ) -> Any:
+    ) -> str:
         """Call the tool on the server; returns the text the model will read.
 
         A result the server marks ``isError`` raises :class:`~agentkit.errors.ToolError` with
