@@ -12,7 +12,7 @@ from mcp_servers import CONSTRUCT_SCHEMAS, UNEXPRESSIBLE_SCHEMAS
 from agentkit._schema import compact_json_schema
 from agentkit.errors import ToolDefinitionError
 from agentkit.mcp import MCPSchemaError
-from agentkit.mcp._convert import parameters_for, seed_problems, tool_name
+from agentkit.mcp._convert import parameters_for, result_text, seed_problems, tool_name
 
 
 def convert(name: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -157,3 +157,26 @@ def test_tool_names_are_made_safe_for_every_backend(
     server_name: str, prefix: str | None, expected: str
 ) -> None:
     assert tool_name(server_name, prefix) == expected
+
+
+@pytest.mark.parametrize(
+    ("content", "structured", "expected"),
+    [
+        # an SDK server wraps a plain value as {"result": ...} next to the same text
+        (["the answer"], {"result": "the answer"}, "the answer"),
+        (["42"], {"result": 42}, "42"),
+        # the same JSON, pretty-printed: said once, compactly
+        (['{\n  "a": 1\n}'], {"a": 1}, '{"a":1}'),
+        # structured content that says something else, or alone: added as JSON
+        (["summary"], {"rows": [1, 2]}, 'summary\n{"rows":[1,2]}'),
+        ([], {"rows": []}, '{"rows":[]}'),
+        ([], None, "(no output)"),
+    ],
+)
+def test_structured_content_is_said_once(
+    content: list[str], structured: Any, expected: str
+) -> None:
+    result = types.CallToolResult(
+        content=[types.TextContent(text=t) for t in content], structured_content=structured
+    )
+    assert result_text(result) == expected

@@ -132,22 +132,34 @@ def _block_text(block: Any) -> str:
     return f"[{kind} content; not shown]"
 
 
+def _holds(text: str, structured: Any) -> bool:
+    """Whether a text block already says what the structured content says: the same JSON, or
+    the ``{"result": value}`` wrapping SDK servers add around a value that is not an object."""
+    if isinstance(structured, dict) and structured.keys() == {"result"}:
+        if structured["result"] == text:
+            return True
+        structured = structured["result"]
+    if text.lstrip()[:1] not in ("{", "[", '"') and not isinstance(structured, int | float):
+        return False
+    try:
+        return bool(loads(text) == structured)
+    except ValueError:
+        return False
+
+
 def result_text(result: mcp_types.CallToolResult) -> str:
     """The tool message for a result: text as is, other content as short placeholders, and
-    structured content as compact JSON (in place of a text block that holds the same JSON)."""
+    structured content as compact JSON (in place of a text block that holds the same JSON;
+    left out when a text block already says it)."""
     parts = [_block_text(block) for block in result.content]
     structured = result.structured_content
     if structured is not None:
         compact = json.dumps(structured, ensure_ascii=False, separators=(",", ":"))
         for i, block in enumerate(result.content):
-            if isinstance(block, mcp_types.TextContent) and block.text.lstrip()[:1] in "{[":
-                try:
-                    same = loads(block.text) == structured
-                except ValueError:
-                    continue
-                if same:
+            if isinstance(block, mcp_types.TextContent) and _holds(block.text, structured):
+                if block.text.lstrip()[:1] in ("{", "["):
                     parts[i] = compact
-                    break
+                break
         else:
             parts.append(compact)
     text = "\n".join(p for p in parts if p)
