@@ -323,6 +323,8 @@ class MCPTools:
             logger.debug("MCP server %s: transport error: %s", self.server, message)
 
     async def _background_refresh(self) -> None:
+        if self._client is None:
+            return  # still connecting: connect() lists again once it is done
         try:
             await self.refresh()
         except Exception as exc:
@@ -346,6 +348,8 @@ class MCPTools:
         self._owner = loop.create_task(self._serve(ready), name=f"mcp {self.server}")
         try:
             await ready
+            if self._stale:  # the list changed while it was being fetched
+                await self.refresh()
         except BaseException:
             await self._stop()
             raise
