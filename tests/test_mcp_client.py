@@ -14,7 +14,13 @@ from mcp_servers import UNEXPRESSIBLE_SCHEMAS, constructs_server, many_tools_ser
 from pydantic import BaseModel
 
 from agentkit import Agent, Tool, ToolCall, tool
-from agentkit.errors import ConfigurationError, ToolArgumentsError, ToolError, ToolTimeoutError
+from agentkit.errors import (
+    ConfigurationError,
+    ToolArgumentsError,
+    ToolError,
+    ToolRetriesExceeded,
+    ToolTimeoutError,
+)
 from agentkit.mcp import MCPSchemaError, MCPTool, MCPTools, build_server
 from agentkit.testing import Reply, ScriptedModel, WireServer
 
@@ -264,3 +270,25 @@ async def test_a_server_built_from_python_functions_with_the_sdks_mcpserver() ->
         assert result.content == '{"street":"Main St","count":2}'  # compact, said once
         with pytest.raises(ToolError, match=r"reported an error: .*broken"):
             await broken_tool.run({"x": 1})
+
+
+async def test_a_server_that_hangs_on_every_call_ends_the_run_with_its_transcript(
+    wire: WireServer, workers_ai: Any, check_transcript: Any
+) -> None:
+    wire.add(
+        Reply.calls(("slow", {"seconds": 30})),
+        Reply.calls(("slow", {"seconds": 30})),
+        Reply.answer("never reached"),
+    )
+    async with (
+        MCPTools.from_server(constructs_server(), timeout=0.1) as tools,
+        workers_ai(wire) as model,
+    ):
+        agent = Agent(model, list(tools), retries=1)
+        with pytest.raises(ToolRetriesExceeded, match="'slow' failed 2 times in a row") as info:
+            await agent.run("Take your time.")
+    messages = info.value.messages
+    check_transcript(messages, "Take your time.", tool_results=2)
+    for message in tool_messages(messages):
+        assert message.is_error
+        assert "timed out after 0.1 s" in message.content and "still running" in message.content
