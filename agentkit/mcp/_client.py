@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Self, cast
+from typing import IO, Any, Self, TypedDict, cast
 
 import anyio
 import mcp.types as mcp_types
@@ -27,6 +27,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError as SDKError
 from pydantic import ValidationError
+from typing_extensions import Unpack
 
 from .._sync import run_sync
 from ..errors import ConfigurationError, ToolExecutionError, ToolTimeoutError
@@ -34,7 +35,7 @@ from ._convert import parameters_for, tool_name
 from ._errors import MCPConnectionError, MCPConnectionLost, MCPError, MCPProtocolError
 from ._tool import MCPTool
 
-__all__ = ["DEFAULT_CALL_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT", "MCPTools"]
+__all__ = ["DEFAULT_CALL_TIMEOUT", "DEFAULT_CONNECT_TIMEOUT", "MCPOptions", "MCPTools"]
 
 logger = logging.getLogger("agentkit.mcp")
 
@@ -48,6 +49,19 @@ _PREFIX = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,40}$")
 _STDERR_TAIL = 1500
 
 Opener = Callable[[contextlib.AsyncExitStack], Awaitable[Any]]
+
+
+class MCPOptions(TypedDict, total=False):
+    """The options every ``MCPTools`` constructor takes (see :class:`MCPTools`)."""
+
+    include: str | Sequence[str] | None
+    exclude: str | Sequence[str] | None
+    prefix: str | None
+    timeout: float | None
+    connect_timeout: float
+    max_retries: int | None
+    requires_approval: bool
+    sequential: bool
 
 
 def _patterns(value: str | Sequence[str] | None, what: str) -> tuple[str, ...] | None:
@@ -140,7 +154,7 @@ class MCPTools:
         args: Sequence[str] = (),
         env: Mapping[str, str] | None = None,
         cwd: str | Path | None = None,
-        **options: Any,
+        **options: Unpack[MCPOptions],
     ) -> MCPTools:
         """A server started as a subprocess, spoken to over its stdin/stdout.
 
@@ -173,7 +187,9 @@ class MCPTools:
         return tools
 
     @classmethod
-    def http(cls, url: str, headers: Mapping[str, str] | None = None, **options: Any) -> MCPTools:
+    def http(
+        cls, url: str, headers: Mapping[str, str] | None = None, **options: Unpack[MCPOptions]
+    ) -> MCPTools:
         """A server reached over streamable HTTP at ``url``; ``headers`` go with every request
         (they never appear in errors or logs)."""
         if not isinstance(url, str) or not url.startswith(("http://", "https://")):
@@ -190,7 +206,7 @@ class MCPTools:
         return cls(open_http, _safe_url(url), **options)
 
     @classmethod
-    def from_server(cls, server: Any, **options: Any) -> MCPTools:
+    def from_server(cls, server: Any, **options: Unpack[MCPOptions]) -> MCPTools:
         """A server object of the MCP SDK (``mcp.server.Server`` or ``MCPServer``) run in this
         process, with no subprocess or network: for tests and embedding."""
 
