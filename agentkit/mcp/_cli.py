@@ -169,6 +169,10 @@ def add_serve_command(subparsers: Any) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    target = _load_target(args.target)
+    if not isinstance(target, Agent | Tool | list | tuple) and callable(target):
+        with contextlib.redirect_stdout(sys.stderr):
+            target = target()  # a function that builds the agent or the list
     try:
         from ._server import serve_stdio, tools_to_serve
     except ImportError as exc:
@@ -176,10 +180,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
             'agentkit mcp serve needs the MCP SDK: pip install "agentkit[mcp]"'
         ) from exc
 
-    target = _load_target(args.target)
-    if not isinstance(target, Agent | Tool | list | tuple) and callable(target):
-        with contextlib.redirect_stdout(sys.stderr):
-            target = target()  # a function that builds the agent or the list
     tools_to_serve(target, as_tool=args.as_tool)  # bad targets fail here, before serving
     asyncio.run(serve_stdio(target, as_tool=args.as_tool, name=args.name))
     return 0

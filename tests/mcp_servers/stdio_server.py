@@ -5,7 +5,15 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from typing import Any
+
+# The failure modes come first, before the SDK is imported: the tests need no more.
+if "--fail-start" in sys.argv:
+    print(f"config error: token {os.environ.get('GLOSSARY_TOKEN', '')} rejected", file=sys.stderr)
+    sys.exit(2)
+if "--hang" in sys.argv:
+    time.sleep(3600)
 
 import anyio
 import mcp.types as types
