@@ -13,7 +13,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp_servers import UNEXPRESSIBLE_SCHEMAS, constructs_server, many_tools_server
 from pydantic import BaseModel
 
-from agentkit import Agent, Tool, ToolCall, tool
+from agentkit import Agent, Tool, tool
 from agentkit.errors import (
     ConfigurationError,
     ToolArgumentsError,
@@ -22,7 +22,7 @@ from agentkit.errors import (
     ToolTimeoutError,
 )
 from agentkit.mcp import MCPSchemaError, MCPTool, MCPTools, build_server
-from agentkit.testing import Reply, ScriptedModel, WireServer
+from agentkit.testing import Reply, WireServer
 
 
 def tool_messages(messages: list[Any]) -> list[Any]:
@@ -204,10 +204,10 @@ async def test_many_tools_with_selection_over_the_wire(wire: WireServer, workers
     assert wire.requests[0].body["tools"] == wire.requests[1].body["tools"]
 
 
-def test_the_sync_form_for_scripts() -> None:
+def test_the_sync_form_for_scripts(wire: WireServer, workers_ai: Any) -> None:
     server = constructs_server()
-    model = ScriptedModel([ToolCall(name="ping", arguments={}), "pong"])
-    with MCPTools.from_server(server, include=["ping"]) as tools:
+    wire.add(Reply.calls(("ping", {})), Reply.answer("pong"))
+    with MCPTools.from_server(server, include=["ping"]) as tools, workers_ai(wire) as model:
         result = Agent(model, list(tools)).run_sync("ping it")
         # a call from another event loop is forwarded to the connection's loop
         direct = asyncio.run(tools.tools[0].run({}))
@@ -215,6 +215,7 @@ def test_the_sync_form_for_scripts() -> None:
     assert tool_messages(result.messages)[0].content == "ping ok: {}"
     assert direct.content == "ping ok: {}"
     assert [name for name, _ in server.calls] == ["ping", "ping"]
+    assert [t["function"]["name"] for t in wire.requests[0].body["tools"]] == ["ping"]
 
 
 async def test_agentkit_tools_round_trip_through_an_mcp_server_unchanged() -> None:
