@@ -8,11 +8,10 @@ import asyncio
 import contextlib
 import copy
 import importlib
-import runpy
+import os
 import shlex
 import sys
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._selection import ToolSelector
@@ -111,39 +110,26 @@ async def agent_with_servers(
 
 
 def _load_target(target: str) -> Any:
+    """What ``FILE.py:NAME`` or ``package.module:NAME`` names (``NAME`` defaults to ``agent``);
+    what the code prints while loading goes to stderr, since stdout carries the protocol."""
+    from .._load import _failed, _run_file
+
     location, _, name = target.partition(":")
     name = name or "agent"
-    if location.endswith(".py") or "/" in location:
-        path = Path(location)
-        if not path.is_file():
-            raise ConfigurationError(f"cannot load {target!r}: no such file {location!r}")
-        folder = str(path.resolve().parent)
-        sys.path.insert(0, folder)
-        try:
-            # stdout carries the protocol: whatever the file prints goes to stderr
-            with contextlib.redirect_stdout(sys.stderr):
-                namespace = runpy.run_path(str(path), run_name="__agentkit_mcp__")
-        except Exception as exc:
-            raise ConfigurationError(
-                f"cannot load {target!r}: running {location!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
-        finally:
-            with contextlib.suppress(ValueError):
-                sys.path.remove(folder)
-    else:
-        try:
-            with contextlib.redirect_stdout(sys.stderr):
-                namespace = vars(importlib.import_module(location))
-        except Exception as exc:
-            raise ConfigurationError(
-                f"cannot load {target!r}: importing {location!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
-    if name not in namespace:
+    with contextlib.redirect_stdout(sys.stderr):
+        if location.endswith(".py") or os.sep in location or "/" in location:
+            module = _run_file(target, location)
+        else:
+            try:
+                module = importlib.import_module(location)
+            except Exception as exc:
+                raise _failed(target, f"importing {location!r}", exc) from exc
+    if not hasattr(module, name):
         raise ConfigurationError(
             f"cannot load {target!r}: {location!r} defines no {name!r}; write FILE.py:NAME with "
             "the name of an Agent or a list of tools"
         )
-    return namespace[name]
+    return getattr(module, name)
 
 
 def add_serve_command(subparsers: Any) -> None:
