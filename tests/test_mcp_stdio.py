@@ -228,3 +228,8 @@ def test_import_agentkit_does_not_import_the_mcp_sdk() -> None:
     )
     done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_secret_looking_arguments_are_hidden_from_the_server_name() -> None:
+    tools = MCPTools.stdio("npx", ["srv", "--api-key", "k-123", "--token=t-456", "--verbose", "x"])
+    assert tools.server == "npx srv --api-key *** --token=*** --verbose x"

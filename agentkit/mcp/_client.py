@@ -174,7 +174,7 @@ class MCPTools:
             env=dict(env) if env is not None else None,
             cwd=cwd,
         )
-        label = shlex.join([command, *params.args])
+        label = _safe_command([command, *params.args])
         tools: MCPTools
 
         async def open_stdio(stack: contextlib.AsyncExitStack) -> Any:
@@ -587,6 +587,27 @@ def _innermost(exc: BaseException) -> BaseException:
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
     return exc
+
+
+_SECRET_FLAG = re.compile(r"(?i)token|key|secret|passw|auth|credential|bearer")
+
+
+def _safe_command(words: Sequence[str]) -> str:
+    """A command line for messages, with the values of flags that look secret hidden
+    (``--api-key X`` -> ``--api-key ***``, ``--token=X`` -> ``--token=***``)."""
+    shown: list[str] = []
+    hide_next = False
+    for word in words:
+        if hide_next:
+            shown.append("***")
+            hide_next = False
+        elif word.startswith("-") and _SECRET_FLAG.search(word.partition("=")[0]):
+            flag, equals, _ = word.partition("=")
+            shown.append(f"{shlex.quote(flag)}=***" if equals else shlex.quote(word))
+            hide_next = not equals
+        else:
+            shown.append(shlex.quote(word))
+    return " ".join(shown)
 
 
 def _safe_url(url: str) -> str:
