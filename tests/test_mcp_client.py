@@ -293,3 +293,28 @@ async def test_a_server_that_hangs_on_every_call_ends_the_run_with_its_transcrip
     for message in tool_messages(messages):
         assert message.is_error
         assert "timed out after 0.1 s" in message.content and "still running" in message.content
+
+
+async def test_approval_and_output_caps_apply_to_mcp_tools(
+    wire: WireServer, workers_ai: Any
+) -> None:
+    server = constructs_server()
+    wire.add(
+        Reply.calls(("ping", {}), ("picture", {})),
+        Reply.answer("ok"),
+    )
+    asked: list[str] = []
+
+    def approve(call: Any) -> bool:
+        asked.append(call.name)
+        return call.name == "picture"
+
+    options: dict[str, Any] = {"include": ["ping", "picture"], "requires_approval": True}
+    async with MCPTools.from_server(server, **options) as tools, workers_ai(wire) as model:
+        agent = Agent(model, list(tools), approve=approve, max_tool_output_chars=200)
+        result = await agent.run("Show me.")
+    assert sorted(asked) == ["picture", "ping"]
+    assert [name for name, _ in server.calls] == ["picture"]  # the refused call never ran
+    ping, picture = tool_messages(result.messages)
+    assert ping.is_error and "did not approve" in ping.content
+    assert len(picture.content) <= 200 and "[output cut" in picture.content
