@@ -219,6 +219,9 @@ def test_agentkit_run_says_when_an_mcp_server_cannot_start(
     assert status == 1
     err = capsys.readouterr().err
     assert "MCPConnectionError" in err and "'no-such-mcp-server' was not found" in err
+    status = main(["run", f"{script}:agent", "hi", "--mcp", "x", "--mcp-env", "NO_SUCH_VAR_42"])
+    assert status == 2
+    assert "--mcp-env NO_SUCH_VAR_42: the variable is not set" in capsys.readouterr().err
 
 
 def test_import_agentkit_does_not_import_the_mcp_sdk() -> None:

@@ -26,7 +26,7 @@ __all__ = ["add_mcp_options", "add_serve_command", "agent_with_servers"]
 
 
 def add_mcp_options(parser: argparse.ArgumentParser) -> None:
-    """``--mcp``, ``--mcp-http`` and ``--mcp-exclude`` (each repeatable)."""
+    """``--mcp``, ``--mcp-http``, ``--mcp-env`` and ``--mcp-exclude`` (each repeatable)."""
     group = parser.add_argument_group("MCP servers (need agentkit[mcp])")
     group.add_argument(
         "--mcp",
@@ -41,6 +41,14 @@ def add_mcp_options(parser: argparse.ArgumentParser) -> None:
         default=[],
         metavar="URL",
         help="add the tools of an MCP server reached over streamable HTTP at URL",
+    )
+    group.add_argument(
+        "--mcp-env",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="pass this environment variable to the --mcp servers (they get only a minimal "
+        "environment otherwise)",
     )
     group.add_argument(
         "--mcp-exclude",
@@ -59,12 +67,17 @@ def _servers(args: argparse.Namespace) -> list[MCPTools]:
             '--mcp and --mcp-http need the MCP SDK: pip install "agentkit[mcp]"'
         ) from exc
     exclude = list(args.mcp_exclude)
+    env: dict[str, str] = {}
+    for name in args.mcp_env:
+        if name not in os.environ:
+            raise ConfigurationError(f"--mcp-env {name}: the variable is not set")
+        env[name] = os.environ[name]
     servers: list[MCPTools] = []
     for command in args.mcp:
         words = shlex.split(command)
         if not words:
             raise ConfigurationError("--mcp needs a command, e.g. --mcp 'python server.py'")
-        servers.append(MCPTools.stdio(words[0], words[1:], exclude=exclude))
+        servers.append(MCPTools.stdio(words[0], words[1:], env=env or None, exclude=exclude))
     for url in args.mcp_http:
         servers.append(MCPTools.http(url, exclude=exclude))
     return servers
