@@ -368,6 +368,8 @@ def compact_json_schema(schema: Mapping[str, Any], *, tool_name: str) -> dict[st
                 "are one of several shapes), which cannot be shown as one list of named parameters"
             )
     kind = root.get("type", "object")
+    if isinstance(kind, list) and "object" in kind:
+        kind = "object"  # ["object", "null"]: the arguments may not be null anyway
     if kind != "object":
         raise ToolDefinitionError(
             f"tool '{tool_name}': its input schema has type {kind!r} at the top; tool arguments "

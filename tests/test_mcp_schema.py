@@ -98,6 +98,11 @@ def test_missing_properties_or_type_mean_no_parameters() -> None:
     assert convert("now", {}) == empty
 
 
+def test_a_type_list_at_the_top_that_allows_an_object_is_an_object() -> None:
+    schema = {"type": ["object", "null"], "properties": {"q": {"type": "string"}}}
+    assert list(convert("find", schema)["properties"]) == ["q"]
+
+
 def test_a_recursive_ref_stops_at_a_plain_object() -> None:
     root = convert("make_tree", CONSTRUCT_SCHEMAS["make_tree"])["properties"]["root"]
     assert root["properties"]["children"]["items"] == {"type": "object"}
