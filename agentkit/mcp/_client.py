@@ -551,7 +551,14 @@ class MCPTools:
         inner = _innermost(exc)
         if isinstance(inner, FileNotFoundError):
             what = f"the program {inner.filename or self.server.split()[0]!r} was not found"
-        elif isinstance(inner, SDKError) and inner.code == _CONNECTION_CLOSED:
+        elif (isinstance(inner, SDKError) and inner.code == _CONNECTION_CLOSED) or isinstance(
+            inner,
+            anyio.BrokenResourceError
+            | anyio.ClosedResourceError
+            | anyio.EndOfStream
+            | BrokenPipeError
+            | ConnectionResetError,
+        ):
             what = "it closed the connection before the handshake finished (did it exit?)"
         elif isinstance(inner, ValidationError):
             return MCPProtocolError(
