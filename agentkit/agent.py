@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, get_origin
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._selection import ToolSelector
 from ._sync import run_sync
 from .errors import (
     ConfigurationError,
@@ -248,6 +249,8 @@ class Agent(Generic[OutputT]):
         deps_type: the type of ``deps`` the tools expect; a run of an agent whose tools take a
             ``ToolContext`` then fails at its start when it gets no ``deps=`` (or deps of
             another type).
+        max_tools_per_request: offer the model only this many tools per request, those that best
+            fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
 
     def __init__(
@@ -272,6 +275,7 @@ class Agent(Generic[OutputT]):
         hooks: object | Sequence[object] | None = None,
         instrument: bool | Instrumentation | None = None,
         deps_type: type[Any] | None = None,
+        max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -307,6 +311,7 @@ class Agent(Generic[OutputT]):
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
                 )
             self._tools[t.name] = t
+        self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
         self.settings = settings
@@ -517,7 +522,7 @@ class Agent(Generic[OutputT]):
                     )
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self.tools
+                tools = () if final_request else self._selector.select(messages)
                 started = time.perf_counter()
                 if hooks is not None:
                     await hooks.model_start(messages, self.settings)
