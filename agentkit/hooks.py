@@ -198,7 +198,7 @@ async def _call(methods: tuple[tuple[str, Callable[..., Any]], ...], *args: Any)
     for name, method in methods:  # an empty tuple (no hook has the method) costs one await
         try:
             out = method(*args)
-            if inspect.isawaitable(out):
+            if out is not None and inspect.isawaitable(out):
                 await out
         except Exception as exc:
             raise HookError(
@@ -268,7 +268,7 @@ class RunHooks:
         for name, method in methods:
             try:
                 out = method(self.info, *args)
-                if inspect.isawaitable(out):
+                if out is not None and inspect.isawaitable(out):
                     await out
             except Exception as exc:
                 _log.warning(
