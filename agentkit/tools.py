@@ -14,6 +14,7 @@ The decorated object is a :class:`Tool` and is still callable like the function.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
 import dataclasses
@@ -23,7 +24,6 @@ import inspect
 import json
 import logging
 import os
-import queue
 import threading
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -430,6 +430,16 @@ class Tool:
                 tool_name=self.name,
                 original=exc,
             ) from exc
+        except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+            # Raised on, or passed to, the event loop these would stop every run on it: typed,
+            # they end the run of this call only (the agent does not send them to the model).
+            raise ToolExecutionError(
+                f"tool '{self.name}' raised {type(exc).__name__}"
+                + (f": {exc}" if str(exc) else "")
+                + "; the run stops",
+                tool_name=self.name,
+                original=exc,
+            ) from exc
 
     async def _invoke(self, arguments: dict[str, Any]) -> Any:
         if self._simple:
@@ -477,61 +487,141 @@ class Tool:
         return tuple(args), kwargs
 
 
+class _Job:
+    """One call handed to the worker threads."""
+
+    __slots__ = ("call", "future", "loop", "state")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], call: Callable[[], Any]
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.call = call
+        self.state = _QUEUED
+
+
+_QUEUED, _RUNNING, _ABANDONED, _FINISHED = range(4)
+
+
 class _Workers:
     """Daemon threads that run sync tools (instead of asyncio's default executor).
 
     Nothing waits for these threads when a loop or the interpreter ends: a tool stuck in a
     blocking call (abandoned after its timeout, or when the run is cancelled or Ctrl-C'd) can
-    no longer hold up ``asyncio.run()`` or the exit until it returns. Threads are reused; at
-    most ``limit`` run at once, more calls wait their turn. Context variables are copied into
-    the call, as ``asyncio.to_thread`` does.
+    no longer hold up ``asyncio.run()`` or the exit until it returns. Context variables are
+    copied into the call, as ``asyncio.to_thread`` does.
+
+    - At most ``limit`` threads run calls that someone waits for; more calls wait their turn.
+    - A call whose waiter gave up (timeout, cancel) before it started never runs.
+    - A thread still inside a call nobody waits for any more is set aside: it no longer counts
+      against ``limit`` and another thread takes its place, so stuck calls cannot starve the
+      other tools. At most ``spare`` threads are set aside at once; past that, calls wait until
+      one returns. A set-aside thread that returns goes back to work, or ends if there are
+      enough threads without it.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, spare: int) -> None:
         self.limit = limit
+        self.spare = spare
         self.threads = 0
-        self.idle = 0  # waiting threads minus queued calls (negative: calls wait for a thread)
+        self.idle = 0  # threads waiting for a call and not yet woken for one
+        self.abandoned = 0  # threads inside a call nobody waits for
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._lock = threading.Lock()
-        self._calls: queue.SimpleQueue[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
-        ] = queue.SimpleQueue()
+        self._wake = threading.Condition(self._lock)
 
     @property
     def busy(self) -> int:
         """Threads running a call (or about to)."""
         with self._lock:
-            return self.threads - max(self.idle, 0)
+            return self.threads - self.idle
 
-    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        """``fn(*args, **kwargs)`` in a worker thread, as a future of the running loop."""
+    async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker thread; its result, or its exception."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         context = contextvars.copy_context()
-        self._calls.put((loop, future, functools.partial(context.run, fn, *args, **kwargs)))
+        job = _Job(loop, loop.create_future(), functools.partial(context.run, fn, *args, **kwargs))
         with self._lock:
-            if self.idle > 0 or self.threads >= self.limit:
-                # A waiting thread takes this call, or the next one to finish does.
-                self.idle -= 1
-                return future
+            self._jobs.append(job)
+            grow = self._dispatch()
+        if grow:
+            self._start()
+        try:
+            return await job.future
+        except asyncio.CancelledError:
+            self._give_up(job)
+            raise
+
+    def _dispatch(self) -> bool:
+        """With the lock held, after a call was queued: wake a thread, or say to start one."""
+        if self.idle > 0:
+            self.idle -= 1
+            self._wake.notify()
+            return False
+        if self.threads - self.abandoned < self.limit and self.threads < self.limit + self.spare:
             self.threads += 1
-            number = self.threads
+            return True
+        return False  # the next thread to finish a call takes it
+
+    def _start(self) -> None:
+        number = self.threads
         threading.Thread(target=self._serve, name=f"agentkit-tool-{number}", daemon=True).start()
-        return future
+
+    def _give_up(self, job: _Job) -> None:
+        """The waiter of ``job`` is gone (timeout or cancel)."""
+        grow = False
+        with self._lock:
+            if job.state == _QUEUED:
+                job.state = _FINISHED  # never runs
+                with contextlib.suppress(ValueError):
+                    self._jobs.remove(job)
+            elif job.state == _RUNNING:
+                job.state = _ABANDONED
+                self.abandoned += 1
+                if self.abandoned >= self.spare:
+                    logger.warning(
+                        "%d threads are stuck in sync tool calls that timed out or were "
+                        "cancelled; new sync tool calls wait until one of them returns",
+                        self.abandoned,
+                    )
+                grow = bool(self._jobs) and self._dispatch()
+        if grow:
+            self._start()
 
     def _serve(self) -> None:
+        jobs = self._jobs
         while True:
-            loop, future, call = self._calls.get()
+            with self._lock:
+                while not jobs:
+                    self.idle += 1
+                    self._wake.wait()
+                job = jobs.popleft()
+                # A cancelled future (read without the loop: a single attribute) means the
+                # waiter gave up before the call started: it never runs.
+                if job.future.done():
+                    job.state = _FINISHED
+                    continue
+                job.state = _RUNNING
             try:
-                outcome: tuple[bool, Any] = (True, call())
+                outcome: tuple[bool, Any] = (True, job.call())
             except BaseException as exc:
                 outcome = (False, exc)
-            del call
+            loop, future = job.loop, job.future
+            with self._lock:
+                if job.state == _ABANDONED:
+                    self.abandoned -= 1
+                job.state = _FINISHED
+                retire = self.threads - self.abandoned > self.limit
+                if retire:
+                    self.threads -= 1
+            del job
             # A closed loop (RuntimeError) means nobody waits for this result any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, outcome)
             del loop, future, outcome
-            with self._lock:
-                self.idle += 1
+            if retire:
+                return
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
@@ -544,7 +634,10 @@ def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
         future.set_exception(value)
 
 
-_workers = _Workers(min(32, (os.cpu_count() or 1) + 4))
+#: Threads that run sync tools at once, and threads stuck in abandoned calls set aside.
+MAX_TOOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
+MAX_ABANDONED_TOOL_THREADS = 64
+_workers = _Workers(MAX_TOOL_THREADS, MAX_ABANDONED_TOOL_THREADS)
 
 
 def _timed(
