@@ -548,10 +548,15 @@ class _Workers:
         if grow:
             self._start()
         try:
-            return await job.future
+            ok, value = await job.future
         except asyncio.CancelledError:
             self._give_up(job)
             raise
+        if ok:
+            return value
+        # Raised here, not set on the future: asyncio would throw a GeneratorExit from a
+        # future into the task, which closes every coroutine on the way instead of raising.
+        raise value
 
     def _dispatch(self) -> bool:
         """With the lock held, after a call was queued: wake a thread, or say to start one."""
@@ -625,13 +630,8 @@ class _Workers:
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if future.done():  # cancelled: the call timed out or the run was cancelled
-        return
-    ok, value = outcome
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    if not future.done():  # done: cancelled, the call timed out or the run was cancelled
+        future.set_result(outcome)
 
 
 #: Threads that run sync tools at once, and threads stuck in abandoned calls set aside.
