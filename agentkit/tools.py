@@ -516,9 +516,9 @@ class _Workers:
     - A call whose waiter gave up (timeout, cancel) before it started never runs.
     - A thread still inside a call nobody waits for any more is set aside: it no longer counts
       against ``limit`` and another thread takes its place, so stuck calls cannot starve the
-      other tools. At most ``spare`` threads are set aside at once; past that, calls wait until
-      one returns. A set-aside thread that returns goes back to work, or ends if there are
-      enough threads without it.
+      other tools. There are never more than ``limit + spare`` threads; once that many exist,
+      calls wait until one returns. A set-aside thread that returns goes back to work, or ends
+      if there are enough threads without it.
     """
 
     def __init__(self, limit: int, spare: int) -> None:
@@ -584,11 +584,13 @@ class _Workers:
             elif job.state == _RUNNING:
                 job.state = _ABANDONED
                 self.abandoned += 1
-                if self.abandoned >= self.spare:
+                if self.threads >= self.limit + self.spare:
                     logger.warning(
-                        "%d threads are stuck in sync tool calls that timed out or were "
-                        "cancelled; new sync tool calls wait until one of them returns",
+                        "%d sync tool threads are stuck in calls that timed out or were "
+                        "cancelled, and no more threads are started (%d at most); other sync "
+                        "tool calls wait until a thread returns",
                         self.abandoned,
+                        self.limit + self.spare,
                     )
                 grow = bool(self._jobs) and self._dispatch()
         if grow:
