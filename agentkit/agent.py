@@ -303,6 +303,11 @@ class Agent(Generic[OutputT]):
         )
         self._tools: dict[str, Tool] = {}
         for t in self.tools:
+            if t.is_unbound_method:
+                raise ConfigurationError(
+                    f"tool {t.name!r} is a method read from its class, with no instance to "
+                    f"run on; pass it from an instance: Agent(model, [instance.{t.name}])"
+                )
             if t.name in self._tools:
                 raise ConfigurationError(
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"

@@ -17,6 +17,7 @@ import asyncio
 import collections
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import enum
 import functools
@@ -26,6 +27,7 @@ import logging
 import os
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -94,12 +96,15 @@ def to_content(value: Any) -> str:
     - pydantic models, dataclasses, dicts, lists, tuples, sets: compact JSON, non-ASCII kept;
     - ``None``: ``"(no output)"``, so the model knows the call finished;
     - ``bytes``: decoded as UTF-8 (invalid bytes replaced); an ``Enum``: its value;
+    - a generator: ``TypeError`` (its repr would tell the model nothing);
     - anything else: ``str(value)``.
     """
     if isinstance(value, str):
         return value
     if value is None:
         return NO_OUTPUT
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        raise TypeError("a generator is not a result; collect its items and return a list")
     if isinstance(value, dict | list | tuple | set | frozenset | BaseModel) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type)
     ):
@@ -124,6 +129,17 @@ def _check_options(timeout: float | None, max_retries: int | None) -> None:
         raise ConfigurationError(
             f"tool max_retries must be a non-negative integer or None, got {max_retries!r}"
         )
+
+
+def _is_method(fn: Any) -> bool:
+    """A plain function defined in a class body, whose first parameter is ``self``."""
+    if not inspect.isfunction(fn):
+        return False
+    scope = fn.__qualname__.split(".")
+    if len(scope) < 2 or scope[-2] == "<locals>":
+        return False
+    first = next(iter(inspect.signature(fn).parameters.values()), None)
+    return first is not None and first.name == "self" and first.kind is not first.VAR_POSITIONAL
 
 
 def _is_async_callable(fn: Any) -> bool:
@@ -171,10 +187,25 @@ class Tool:
     ) -> None:
         if isinstance(function, Tool):
             function = function.function
+        # A method in a class body: ``self``/``cls`` is left out, and filled when it is bound.
+        binding: Literal["instance", "class"] | None = None
+        if isinstance(function, classmethod):
+            function, binding = function.__func__, "class"
+        elif isinstance(function, staticmethod):
+            function = function.__func__
+        elif _is_method(function):
+            binding = "instance"
         _check_options(timeout, max_retries)
         schema = build_function_schema(
-            function, name=name, description=description, context_type=ToolContext
+            function,
+            name=name,
+            description=description,
+            context_type=ToolContext,
+            skip_first=binding is not None,
         )
+        self._binding = binding
+        self._bound = False
+        self._attribute: str | None = None
         self._schema: FunctionSchema = schema
         self.function = function
         self.name = schema.name
@@ -233,6 +264,31 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, exactly as if it were not decorated."""
         return self.function(*args, **kwargs)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Tool:
+        """A tool made from a method, read from an instance (or from the class, for a
+        ``classmethod``), is a tool bound to it. Any other tool is itself."""
+        if self._binding is None or self._bound:
+            return self
+        target = instance if self._binding == "instance" else owner
+        if target is None:
+            return self  # read from the class: still needs an instance
+        bound = copy.copy(self)
+        bound.function = types.MethodType(self.function, target)
+        bound._bound = True
+        if instance is not None and self._attribute is not None and self._binding == "instance":
+            # Cached on the instance: the same bound tool on every access.
+            with contextlib.suppress(AttributeError, TypeError):
+                instance.__dict__[self._attribute] = bound
+        return bound
+
+    @property
+    def is_unbound_method(self) -> bool:
+        """Whether this tool is a method read from its class, so it has no instance to run on."""
+        return self._binding is not None and not self._bound
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r}, parameters={list(self.parameters['properties'])!r})"
