@@ -51,7 +51,14 @@ from .errors import (
 )
 from .messages import Message, ToolResult, Usage
 
-__all__ = ["Tool", "ToolContext", "to_content", "tool"]
+__all__ = [
+    "MAX_ABANDONED_TOOL_THREADS",
+    "MAX_TOOL_THREADS",
+    "Tool",
+    "ToolContext",
+    "to_content",
+    "tool",
+]
 
 DepsT = TypeVar("DepsT")
 

@@ -40,7 +40,7 @@ from agentkit.messages import (
     Usage,
 )
 from agentkit.models import WorkersAI
-from agentkit.models._textcalls import MAX_LITERAL_CHARS, read_arguments
+from agentkit.models._textcalls import MAX_LITERAL_CHARS, read_arguments, recover_tool_calls
 from agentkit.settings import ModelSettings
 from agentkit.testing import ScriptedModel
 from agentkit.testing_server import Reply, WireRequest, WireServer
@@ -48,6 +48,7 @@ from agentkit.tools import Tool, tool
 
 PROMPT = "What is stored under a?"
 DEEP = "[" * 100_000 + "]" * 100_000
+DEEP_IN_TEXT = "[" * 50_000 + "]" * 50_000  # short enough to be searched for calls
 
 runs: list[str] = []
 
@@ -137,6 +138,20 @@ def test_python_literal_arguments_are_read_up_to_the_cap() -> None:
     assert arguments == {} and problem is not None and "too long" in problem
     # JSON is not capped here (it is parsed in linear time and memory)
     assert read_arguments('{"key": "' + "a" * 100_000 + '"}')[1] is None
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "<function=lookup>" + DEEP_IN_TEXT + "</function>",
+        '{"name": "lookup", "parameters": ' + DEEP_IN_TEXT + "}",
+        "[lookup(key=" + "[" * 5_000 + "])]",
+    ],
+    ids=["function-tag", "json", "pythonic"],
+)
+def test_calls_written_as_text_with_deep_nesting_stay_text(text: str) -> None:
+    calls, rest = recover_tool_calls(text, [lookup])
+    assert calls == [] and rest == text
 
 
 def test_arguments_that_are_not_an_object_say_what_they_were() -> None:
