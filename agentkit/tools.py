@@ -22,7 +22,6 @@ import dataclasses
 import enum
 import functools
 import inspect
-import json
 import logging
 import os
 import threading
@@ -35,6 +34,8 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
+from ._json import JSONNestingError
+from ._json import loads as json_loads
 from ._schema import (
     FunctionSchema,
     arguments_error,
@@ -179,6 +180,10 @@ class Tool:
     sequential: bool
     blocking: bool | None
     is_async: bool
+    # A tool made from a method: bound to an instance (or class) when read from it.
+    _binding: Literal["instance", "class"] | None = None
+    _bound: bool = False
+    _attribute: str | None = None
 
     def __init__(
         self,
@@ -211,8 +216,6 @@ class Tool:
             skip_first=binding is not None,
         )
         self._binding = binding
-        self._bound = False
-        self._attribute: str | None = None
         self._schema: FunctionSchema = schema
         self.function = function
         self.name = schema.name
@@ -400,13 +403,22 @@ class Tool:
         stripped = text.strip()
         if not stripped:
             return {}
+        nested = False
         try:
-            data = json.loads(stripped)
-        except (ValueError, RecursionError):
+            data = json_loads(stripped)
+        except JSONNestingError:
+            data, nested = _MISSING, True
+        except ValueError:
             data = _MISSING
         if isinstance(data, dict):
             return data
-        got = "invalid JSON" if data is _MISSING else f"JSON {type(data).__name__}"
+        got = (
+            "JSON nested too deeply"
+            if nested
+            else "invalid JSON"
+            if data is _MISSING
+            else f"JSON {type(data).__name__}"
+        )
         raise arguments_error(
             self.name,
             [
@@ -730,8 +742,8 @@ def _decode_json(text: str) -> Any:
     if not stripped or stripped[0] not in "[{":
         return text
     try:
-        return json.loads(stripped)
-    except (ValueError, RecursionError):
+        return json_loads(stripped)
+    except ValueError:  # JSONNestingError included
         return text
 
 
