@@ -7,16 +7,19 @@ One run, in order (``Agent.iter`` below is the whole of it):
    result (a run that failed or was cancelled mid-step), those calls run first.
 2. Loop, bounded by ``max_steps`` model requests:
    - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
-     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``);
+     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``; with a token
+     budget, each request's ``max_tokens`` is also capped by what is left);
    - ask the model (``model.request``, or ``model.stream`` when streaming);
-   - tool calls: record the assistant turn, run the calls, append one result per call in call
-     order, go round again;
+   - tool calls: record the assistant turn, run the calls (at most ``max_tool_calls_per_step``;
+     the others are answered with an error), append one result per call in call order, go
+     round again;
    - no tool calls: the text is the final answer (parsed into ``output_type`` if one is set; a bad
      answer goes back to the model within ``retries``), and the run ends.
 
-Whatever the model gets wrong in a call (unknown tool, invalid arguments, a tool that raises or
-times out, a refused approval) goes back to it as a tool message it can act on. Every error
-that leaves a run carries ``.messages`` (the transcript) and ``.usage``.
+Whatever the model gets wrong in a call (unknown tool, invalid or unreadable arguments, a tool
+that raises or times out, a refused approval) goes back to it as a tool message it can act on.
+Every error that leaves a run carries ``.messages`` (the transcript) and ``.usage``; a tool
+that raises ``KeyboardInterrupt`` or ``SystemExit`` ends its own run only.
 """
 
 from __future__ import annotations
@@ -657,13 +660,14 @@ class Agent(Generic[OutputT]):
             return self.settings
         left = budget - run.total_tokens - run.last_tokens
         if left < 1:
+            why = f"the run has used {run.total_tokens} tokens"
+            if run.total_tokens < budget:
+                why += f" and the next prompt alone (at least {run.last_tokens} tokens) would reach"
+            else:
+                why += ", reaching"
             raise UsageLimitExceeded(
-                f"the run has used {run.total_tokens} tokens and the next request's prompt "
-                f"alone (at least {run.last_tokens} tokens) would reach its "
-                f"max_total_tokens={budget}; raise the limit or start from a shorter history"
-                if run.total_tokens < budget
-                else f"the run has used {run.total_tokens} tokens, reaching its "
-                f"max_total_tokens={budget}; raise the limit or start from a shorter history"
+                f"{why} its max_total_tokens={budget}; raise the limit or start from a shorter "
+                "history"
             )
         fields: dict[str, Any] = {}
         if self.settings is not None:
