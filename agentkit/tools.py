@@ -487,11 +487,13 @@ class Tool:
             try:
                 async with scope:
                     return await self._invoke(arguments)
-            except TimeoutError:
+            except TimeoutError as exc:
                 if not scope.expired():
                     raise  # the function's own TimeoutError: handled below as a failure
+                waited = " before a thread was free to start it; it did not run"
                 raise ToolTimeoutError(
-                    f"tool '{self.name}' timed out after {self.timeout:g} s",
+                    f"tool '{self.name}' timed out after {self.timeout:g} s"
+                    + (waited if getattr(exc.__cause__, "agentkit_not_started", False) else ""),
                     tool_name=self.name,
                     timeout=self.timeout,
                 ) from None
@@ -576,7 +578,7 @@ class _Job:
         self.state = _QUEUED
 
 
-_QUEUED, _RUNNING, _ABANDONED, _FINISHED = range(4)
+_QUEUED, _RUNNING, _ABANDONED, _FINISHED, _DROPPED = range(5)
 
 
 class _Workers:
@@ -624,8 +626,11 @@ class _Workers:
             self._start()
         try:
             ok, value = await job.future
-        except asyncio.CancelledError:
-            self._give_up(job)
+        except asyncio.CancelledError as exc:
+            if not self._give_up(job):
+                # Marked, not replaced (asyncio.timeout turns only a plain CancelledError into
+                # TimeoutError, with it as the cause): the timeout message can say so.
+                exc.agentkit_not_started = True  # type: ignore[attr-defined]
             raise
         if ok:
             return value
@@ -648,15 +653,18 @@ class _Workers:
         number = self.threads
         threading.Thread(target=self._serve, name=f"agentkit-tool-{number}", daemon=True).start()
 
-    def _give_up(self, job: _Job) -> None:
-        """The waiter of ``job`` is gone (timeout or cancel)."""
+    def _give_up(self, job: _Job) -> bool:
+        """The waiter of ``job`` is gone (timeout or cancel). Returns whether it had started."""
         grow = False
         with self._lock:
             if job.state == _QUEUED:
-                job.state = _FINISHED  # never runs
+                job.state = _DROPPED  # never runs
                 with contextlib.suppress(ValueError):
                     self._jobs.remove(job)
-            elif job.state == _RUNNING:
+                return False
+            if job.state == _DROPPED:
+                return False
+            if job.state == _RUNNING:
                 job.state = _ABANDONED
                 self.abandoned += 1
                 if self.threads >= self.limit + self.spare:
@@ -670,6 +678,7 @@ class _Workers:
                 grow = bool(self._jobs) and self._dispatch()
         if grow:
             self._start()
+        return True
 
     def _serve(self) -> None:
         jobs = self._jobs
@@ -682,7 +691,7 @@ class _Workers:
                 # A cancelled future (read without the loop: a single attribute) means the
                 # waiter gave up before the call started: it never runs.
                 if job.future.done():
-                    job.state = _FINISHED
+                    job.state = _DROPPED
                     continue
                 job.state = _RUNNING
             try:
