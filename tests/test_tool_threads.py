@@ -174,6 +174,6 @@ async def test_an_agent_run_keeps_working_while_earlier_calls_are_stuck(
     result = await asyncio.wait_for(Agent(model, [fetch], retries=5).run("go"), 5)
     contents = [m.content for m in result.messages if m.role == "tool"]
     assert contents[:2] == ["tool 'fetch' timed out after 0.05 s"] * 2
-    never_started = "before a thread was free to start it; it did not run"
-    assert all(c.endswith(never_started) for c in contents[2:4])  # two threads only
+    # With two threads, the other two waited: timed out before or after a thread took them.
+    assert all(c.startswith("tool 'fetch' timed out after 0.05 s") for c in contents[2:4])
     assert contents[4] == "page fast"
