@@ -742,12 +742,18 @@ class Agent(Generic[OutputT]):
         limit = self.max_tool_concurrency
         gate = asyncio.Semaphore(limit) if limit is not None and limit < len(group) else None
 
-        async def one(i: int) -> None:
-            if gate is None:
-                results[i] = await self._call_tool(run, calls[i])
-            else:
-                async with gate:
+        async def one(i: int) -> BaseException | None:
+            try:
+                if gate is None:
                     results[i] = await self._call_tool(run, calls[i])
+                else:
+                    async with gate:
+                        results[i] = await self._call_tool(run, calls[i])
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # Raised in a task of its own, these would stop the event loop on the spot;
+                # raised from the run's task, the transcript goes with them.
+                return exc
+            return None
 
         outcomes = await asyncio.gather(*(one(i) for i in group), return_exceptions=True)
         for outcome in outcomes:  # every call has finished; now raise the first failure

@@ -433,3 +433,27 @@ async def test_tool_results_and_arguments_are_never_logged(
     for record in caplog.records:
         text = record.getMessage() + repr(record.args)
         assert "RESULT-" not in text and "ARGUMENT-" not in text, text
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, SystemExit])
+def test_an_interrupt_in_an_approval_callback_leaves_the_run_with_its_transcript(
+    error: type[BaseException],
+) -> None:
+    def approve(call: ToolCall) -> bool:
+        if call.id == "c2":
+            raise error()
+        return True
+
+    guarded = tool(lookup.function, name="guarded", requires_approval=True)
+    calls = [call("guarded", id="c1", key="a"), call("guarded", id="c2", key="b")]
+    agent = Agent(ScriptedModel([calls, "never"]), [guarded], approve=approve)
+    with pytest.raises(error) as info:
+        asyncio.run(agent.run("go"))  # an interrupt stops the loop: a loop of its own
+    messages: list[Message] = info.value.messages  # type: ignore[attr-defined]
+    answered = [m.tool_call_id for m in messages if m.role == "tool"]
+    if error is KeyboardInterrupt:  # like a cancel: the open call is answered as cancelled
+        assert answered == ["c1", "c2"]
+        assert messages[-1].content.startswith("The call was cancelled")
+    else:  # like on_tool_error="raise": the failed call waits for a resume
+        assert answered == ["c1"]
+    assert runs == ["a"]
