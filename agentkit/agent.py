@@ -40,6 +40,7 @@ from typing_extensions import TypeVar
 
 from ._json import JSONNestingError
 from ._json import loads as json_loads
+from ._selection import ToolSelector
 from ._sync import run_sync
 from .errors import (
     ConfigurationError,
@@ -249,6 +250,8 @@ class Agent(Generic[OutputT]):
         approve_all: ask ``approve`` before every call, not only for tools that require it.
         max_tool_calls_per_step: the most calls of one model reply that run; the others are
             answered with an error saying they did not run and why.
+        max_tools_per_request: offer the model only this many tools per request, those that best
+            fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
 
     def __init__(
@@ -271,6 +274,7 @@ class Agent(Generic[OutputT]):
         retries: int = 2,
         approve_all: bool = False,
         max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP,
+        max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -316,6 +320,7 @@ class Agent(Generic[OutputT]):
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
                 )
             self._tools[t.name] = t
+        self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
         self.settings = checked_settings
@@ -519,7 +524,7 @@ class Agent(Generic[OutputT]):
                 settings = self._request_settings(run)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self.tools
+                tools = () if final_request else self._selector.select(messages)
                 started = time.perf_counter()
                 if stream:
                     response = None
