@@ -521,7 +521,7 @@ class Agent(Generic[OutputT]):
                         )
                     final_request = True
                     messages.append(_message("user", _FINAL_ANSWER_PROMPT))
-                settings = self._request_settings(run)
+                settings = self._request_settings(run, self.settings, self.max_total_tokens)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
                 tools = () if final_request else self._selector.select(messages)
@@ -653,16 +653,17 @@ class Agent(Generic[OutputT]):
             yield TextDelta("".join(held))
         yield response
 
-    def _request_settings(self, run: _Run) -> ModelSettings | None:
-        """The settings of the next request. With ``max_total_tokens``, stop when the budget is
+    def _request_settings(
+        self, run: _Run, settings: ModelSettings | None, budget: int | None
+    ) -> ModelSettings | None:
+        """The ``settings`` of the next request. With a token ``budget``, stop when it is
         spent, and cap ``max_tokens`` so the reply fits in what is left.
 
         The next prompt holds at least the previous prompt and reply, so that much is counted
         as spent before the reply gets what remains.
         """
-        budget = self.max_total_tokens
         if budget is None:
-            return self.settings
+            return settings
         left = budget - run.total_tokens - run.last_tokens
         if left < 1:
             why = f"the run has used {run.total_tokens} tokens"
@@ -675,14 +676,14 @@ class Agent(Generic[OutputT]):
                 "history"
             )
         fields: dict[str, Any] = {}
-        if self.settings is not None:
-            fields = {name: getattr(self.settings, name) for name in self.settings.model_fields_set}
+        if settings is not None:
+            fields = {name: getattr(settings, name) for name in settings.model_fields_set}
         planned = fields.get("max_tokens")
         if planned is None:
             defaults = getattr(self.model, "settings", None)  # HTTP models have defaults
             planned = defaults.max_tokens if isinstance(defaults, ModelSettings) else None
         if planned is not None and planned <= left:
-            return self.settings
+            return settings
         return ModelSettings(**{**fields, "max_tokens": left})
 
     # --- tool calls ---------------------------------------------------------------------------
