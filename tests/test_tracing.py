@@ -26,7 +26,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from test_secrets import echoing_faults, lookup, openai_faults
 
 import agentkit
-from agentkit import Agent, ModelSettings, TextDelta, ToolCall, tool
+from agentkit import Agent, ModelResponse, ModelSettings, TextDelta, ToolCall, Usage, tool
 from agentkit.errors import AgentKitError, ServerError
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.testing import Reply, ScriptedModel, WireServer
@@ -206,6 +206,29 @@ async def test_span_tree_of_a_multi_step_run_with_parallel_tools(
     first, second = by_id["c1"], by_id["c2"]
     assert max(first.start_time, second.start_time) < min(first.end_time, second.end_time)  # type: ignore[operator,type-var]
     assert chats[0].end_time <= first.start_time and second.end_time <= chats[1].start_time  # type: ignore[operator]
+
+
+async def test_each_chat_span_has_the_settings_of_its_request(
+    traced: Callable[..., Instrumentation], spans: Spans
+) -> None:
+    used = Usage(prompt_tokens=250, completion_tokens=50, total_tokens=300)
+    step = ModelResponse(tool_calls=[ToolCall(name="lookup", arguments={"key": "k"})], usage=used)
+    model = ScriptedModel([step, "K"])
+    agent = Agent(
+        model,
+        [lookup],
+        settings=ModelSettings(max_tokens=800, temperature=0.5),
+        max_total_tokens=1000,
+        instrument=traced(),
+    )
+    await agent.run("go")
+    first, second = (attrs(c) for c in named(spans(), "chat"))
+    # The token budget caps the second request's max_tokens (1000 - 300 used - 300 of prompt).
+    assert first["gen_ai.request.max_tokens"] == 800
+    assert second["gen_ai.request.max_tokens"] == 400
+    assert first["gen_ai.request.temperature"] == second["gen_ai.request.temperature"] == 0.5
+    assert model.requests[1].settings is not None
+    assert model.requests[1].settings.max_tokens == 400
 
 
 async def test_contents_only_with_include_content(
