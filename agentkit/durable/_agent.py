@@ -62,6 +62,44 @@ APPROVAL_STEP = "agentkit.approval."
 
 _agents: dict[str, DurableAgent[Any]] = {}
 
+# Runs executing in this process, and the most that may (``set_local_concurrency``).
+_running = 0
+_local_limit: int | None = None
+_gates: dict[asyncio.AbstractEventLoop, asyncio.Semaphore] = {}
+
+
+def set_local_concurrency(limit: int | None) -> None:
+    """At most ``limit`` durable runs execute at once in this process (``None``: no limit)."""
+    global _local_limit
+    if limit is not None and limit < 1:
+        raise ConfigurationError(f"concurrency must be at least 1, got {limit}")
+    _local_limit = limit
+    _gates.clear()
+
+
+def running_here() -> int:
+    """How many durable runs are executing in this process now."""
+    return _running
+
+
+@contextlib.asynccontextmanager
+async def _admitted() -> AsyncIterator[None]:
+    global _running
+    _running += 1
+    try:
+        if _local_limit is None:
+            yield
+        else:
+            loop = asyncio.get_running_loop()
+            gate = _gates.get(loop)
+            if gate is None:
+                gate = _gates[loop] = asyncio.Semaphore(_local_limit)
+            async with gate:
+                yield
+    finally:
+        _running -= 1
+
+
 # The step ids reserved for the tool call running in this task: (approval, tool).
 _reserved: contextvars.ContextVar[tuple[StepReservation | None, StepReservation | None]] = (
     contextvars.ContextVar("agentkit_durable_reserved", default=(None, None))
@@ -384,6 +422,10 @@ class DurableAgent(Generic[OutputT]):
 
     async def _execute(self, request: dict[str, Any]) -> dict[str, Any]:
         """The workflow: one run of the loop, its events passed to a listener if there is one."""
+        async with _admitted():
+            return await self._execute_run(request)
+
+    async def _execute_run(self, request: dict[str, Any]) -> dict[str, Any]:
         run_id = cast(str, DBOS.workflow_id)
         prompt = request.get("prompt")
         if isinstance(prompt, list):

@@ -8,7 +8,8 @@ agentkit runs need:
   serializer), never as pickles;
 - a fixed application version (:data:`DURABLE_FORMAT`), so that a process started from the same
   agentkit recovers the runs another one left unfinished;
-X (agentkit logs what matters itself).
+- DBOS's own console logs only for critical failures unless asked otherwise (agentkit reports
+  failed runs itself; ``launch(log_level="INFO")`` shows DBOS's).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from collections.abc import Sequence
 from typing import IO, Any
 
 from ..errors import ConfigurationError
@@ -115,7 +117,8 @@ def launch(
     *,
     executor_id: str | None = None,
     app_name: str = "agentkit",
-    log_level: str = "ERROR",
+    log_level: str = "CRITICAL",
+    queues: Sequence[str] | None = None,
 ) -> str:
     """Start the durable engine (DBOS) for this process, and recover unfinished runs.
 
@@ -131,6 +134,7 @@ def launch(
             (``DBOS__VMID`` or ``"local"``).
         app_name: the DBOS application name; processes of one job share it.
         log_level: the level of DBOS's own console logs.
+        queues: the only DBOS queues this process takes work from (default: every queue).
 
     Returns the database URL in use. Calling it again with the same URL does nothing.
     """
@@ -158,6 +162,8 @@ def launch(
             config["executor_id"] = executor_id
         try:
             DBOS(config=config)
+            if queues is not None:
+                DBOS.listen_queues(list(queues))
             DBOS.launch()
         except BaseException:
             if lock is not None:
