@@ -82,7 +82,14 @@ class JobStore:
         self.is_sqlite = url.drivername.startswith("sqlite")
         kwargs: dict[str, Any] = {} if self.is_sqlite else {"pool_size": 2, "max_overflow": 2}
         self.engine = sa.create_engine(url, **kwargs)
-        _metadata.create_all(self.engine, checkfirst=True)
+        try:
+            _metadata.create_all(self.engine, checkfirst=True)
+        except sa.exc.OperationalError as exc:
+            self.engine.dispose()
+            shown = url.render_as_string(hide_password=True)
+            raise ConfigurationError(
+                f"cannot open the job database {shown}: {str(exc.orig).strip()}"
+            ) from None
 
     def close(self) -> None:
         self.engine.dispose()
@@ -145,32 +152,38 @@ class AccountRateLimit:
     process) the slots are kept in memory.
 
     It has the interface of :class:`agentkit.models.RateLimit` (``acquire``), so it takes the
-    place of a model's own limit: every HTTP attempt, retries included, takes a slot.
+    place of a model's own limit: every HTTP attempt, retries included, takes a slot. It can be
+    put in place before the limit is known (the engine may start runs as soon as it is
+    launched): until :meth:`configure` is called, :meth:`acquire` waits.
     """
 
-    def __init__(
-        self,
-        requests_per_minute: float,
-        store: JobStore | None = None,
-        *,
-        name: str = "account",
-        share: float = TARGET_SHARE,
-    ) -> None:
+    def __init__(self, *, name: str = "account", share: float = TARGET_SHARE) -> None:
+        self.name = name
+        self.share = share
+        self.requests_per_minute = 0.0
+        self.interval = 0.0
+        self._store: JobStore | None = None
+        self._lock = threading.Lock()
+        self._next = 0.0
+        self._ready = threading.Event()
+
+    def configure(self, requests_per_minute: float, store: JobStore | None = None) -> None:
+        """Set the limit (requests per minute for the whole account) and where it is shared."""
         if not requests_per_minute > 0:
             raise ConfigurationError(
                 f"requests per minute must be positive, got {requests_per_minute!r}"
             )
         self.requests_per_minute = requests_per_minute
-        self.interval = 60.0 / (requests_per_minute * share)
-        self.name = name
+        self.interval = 60.0 / (requests_per_minute * self.share)
         self._store = store if store is not None and not store.is_sqlite else None
-        self._lock = threading.Lock()
-        self._next = 0.0
         if self._store is not None:
             from sqlalchemy.dialects.postgresql import insert
 
             with self._store.engine.begin() as conn:
-                conn.execute(insert(_rate).values(name=name, next_at=0.0).on_conflict_do_nothing())
+                conn.execute(
+                    insert(_rate).values(name=self.name, next_at=0.0).on_conflict_do_nothing()
+                )
+        self._ready.set()
 
     def _reserve_local(self) -> float:
         with self._lock:
@@ -193,10 +206,13 @@ class AccountRateLimit:
 
     def reserve(self) -> float:
         """Take the next slot; return how many seconds to wait for it."""
+        self._ready.wait()
         return self._reserve_shared() if self._store is not None else self._reserve_local()
 
     async def acquire(self) -> None:
         """Wait for the next slot."""
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
         if self._store is None:
             delay = self._reserve_local()
         else:

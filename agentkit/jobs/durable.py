@@ -130,19 +130,27 @@ class _LimitedModel:
             yield event
 
 
-def _apply_limits(durable: DurableAgent[Any], settings: Sequence[JobSettings], store: JobStore,
-                  concurrency: int | None) -> AccountRateLimit:  # fmt: skip
-    """Put the account limit in front of the agent's model, and cap this process's runs."""
-    limit = AccountRateLimit(min(s.requests_per_minute for s in settings), store)
+def _limit_model(durable: DurableAgent[Any]) -> AccountRateLimit:
+    """Put the account limit in front of the agent's model, before the engine starts runs."""
+    limit = AccountRateLimit()
     loop = durable._loop
     transport = getattr(loop.model, "_transport", None)
     if transport is not None and hasattr(transport, "rate_limit"):
         transport.rate_limit = limit  # every HTTP attempt, retries included, takes a slot
+        # Build an HTTP client now: the first one costs a few hundred milliseconds (imports,
+        # TLS set-up), and a request that late after its slot would bunch with the next one.
+        make_client = getattr(transport, "client", None)
+        if callable(make_client):
+            make_client()
     else:
         loop.model = _LimitedModel(loop.model, limit)
-    share = min(s.concurrency for s in settings)
-    set_local_concurrency(share if concurrency is None else min(share, concurrency))
     return limit
+
+
+def _share(settings: Sequence[JobSettings], concurrency: int | None) -> int:
+    """Runs at once in this process: the jobs' setting, lowered by the worker's own."""
+    share = min(s.concurrency for s in settings)
+    return share if concurrency is None else min(share, concurrency)
 
 
 # --- enqueueing and writing results --------------------------------------------------------------
@@ -298,29 +306,34 @@ async def run_durable_batch(
     job_id = _check_job_id(job or default_job_id(output))
     url = resolve_database_url(database_url)
     reporter = reporter or JobReporter(progress, name="batch")
-    store = JobStore(url)
+    # The limits go in first (the engine starts recovered runs at once), then the engine: on
+    # Postgres, DBOS creates the database if it does not exist yet; then the job's settings.
+    limit = _limit_model(durable)
+    set_local_concurrency(concurrency)
+    launch(url, executor_id=executor_id, queues=[_queue_name(job_id)])
     try:
-        wanted = JobSettings(
-            job_id=job_id,
-            workflow=durable.workflow_name,
-            queue=_queue_name(job_id),
-            requests_per_minute=float(requests_per_minute),
-            concurrency=concurrency,
-            total=len(items),
-        )
-        settings = store.save(wanted)
-        if settings != wanted:
-            logger.info("job %s continues with its stored settings: %s", job_id, settings)
-        launch(url, executor_id=executor_id, queues=[settings.queue])
+        store = JobStore(url)
         try:
-            _apply_limits(durable, [settings], store, concurrency)
+            wanted = JobSettings(
+                job_id=job_id,
+                workflow=durable.workflow_name,
+                queue=_queue_name(job_id),
+                requests_per_minute=float(requests_per_minute),
+                concurrency=concurrency,
+                total=len(items),
+            )
+            settings = store.save(wanted)
+            if settings != wanted:
+                logger.info("job %s continues with its stored settings: %s", job_id, settings)
+            limit.configure(settings.requests_per_minute, store)
+            set_local_concurrency(_share([settings], concurrency))
             added = await _enqueue(durable, settings, items)
             logger.info("job %s: %d inputs, %d enqueued now", job_id, len(items), added)
             return await _collect(durable, settings, items, Path(output), reporter)
         finally:
-            shutdown()
+            store.close()
     finally:
-        store.close()
+        shutdown()
 
 
 async def _collect(
@@ -397,9 +410,11 @@ async def work(
                 f"no job for {durable.workflow_name!r} in {_safe_url(url)}; start one with "
                 "agentkit batch ... --durable --database-url URL"
             )
+        limit = _limit_model(durable)
+        limit.configure(min(j.requests_per_minute for j in jobs), store)
+        set_local_concurrency(_share(jobs, concurrency))
         launch(url, executor_id=executor_id, queues=[j.queue for j in jobs])
         try:
-            _apply_limits(durable, jobs, store, concurrency)
             prefixes = [f"{j.job_id}:" for j in jobs]
             me = DBOS.executor_id
             idle = 0
