@@ -32,8 +32,9 @@ from agentkit import (
     tool,
 )
 from agentkit.agent import RunFinished
-from agentkit.durable import DurableAgent, launch, shutdown
+from agentkit.durable import DurableAgent, DurableSummarizer, launch, shutdown
 from agentkit.models.scripted import FunctionModel
+from agentkit.patterns.summarize import summarize
 
 APP = Path(__file__).with_name("_durable_app.py")
 
@@ -197,6 +198,23 @@ looping = DurableAgent(
 )
 
 
+summary_requests: list[str] = []
+
+
+async def summarize_reply(messages: list[Any], tools: list[Any]) -> ModelResponse:
+    prompt = messages[-1].content
+    summary_requests.append(prompt)
+    tag = "combined" if "summaries" in prompt.lower() else f"chunk {len(summary_requests)}"
+    # The first chunk's summary comes back last: its step must still come first.
+    await asyncio.sleep(0.05 if "(part 1 of" in prompt else 0)
+    return ModelResponse(text=f"summary ({tag})", usage=Usage(total_tokens=3))
+
+
+summarizer = DurableSummarizer(
+    FunctionModel(summarize_reply), chunk_tokens=100, fan_in=8, name="notes"
+)
+
+
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     db = tmp_path_factory.mktemp("engine") / "engine.sqlite"
@@ -296,3 +314,28 @@ def test_a_second_process_on_the_same_sqlite_database_is_refused(engine: Path) -
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ConfigurationError")
     assert "SQLite is for one process" in done.stdout and "Postgres" in done.stdout
+
+
+async def test_a_durable_summary_records_each_request_once_in_call_order(engine: Path) -> None:
+    from dbos import DBOS
+
+    text = "\n\n".join(f"Paragraph {i}. " + "words " * 120 for i in range(3))
+    summary_requests.clear()
+    result = await summarizer.run(text, run_id="summary-1")
+    sent = len(summary_requests)
+    assert result.summary.startswith("summary (combined") and result.chunks >= 3
+    assert result.requests == sent and result.usage.total_tokens == 3 * sent
+
+    again = await summarizer.run(text, run_id="summary-1")
+    assert len(summary_requests) == sent  # read back: no request sent again
+    assert again == result
+
+    steps = await DBOS.list_workflow_steps_async("summary-1")
+    assert [s["function_name"] for s in steps] == ["agentkit.summary_request"] * sent
+    assert steps[0]["output"]["text"] == "summary (chunk 1)"  # the first call's, done last
+    assert [s["output"]["text"] for s in steps[: result.chunks]] == result.chunk_summaries
+
+
+async def test_summarize_durable_outside_a_workflow_is_refused(engine: Path) -> None:
+    with pytest.raises(ConfigurationError, match="DurableSummarizer"):
+        await summarize("some text", FunctionModel(summarize_reply), durable=True)

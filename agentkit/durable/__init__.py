@@ -26,5 +26,13 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 
 from ._agent import DurableAgent
 from ._engine import DEFAULT_DATABASE_URL, is_launched, launch, shutdown
+from ._summarize import DurableSummarizer
 
-__all__ = ["DEFAULT_DATABASE_URL", "DurableAgent", "is_launched", "launch", "shutdown"]
+__all__ = [
+    "DEFAULT_DATABASE_URL",
+    "DurableAgent",
+    "DurableSummarizer",
+    "is_launched",
+    "launch",
+    "shutdown",
+]
