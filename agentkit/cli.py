@@ -2,7 +2,8 @@
 
 Each command is one small ``_add_<name>(subparsers)`` function that declares its arguments and
 sets its handler; :data:`COMMANDS` lists them. A handler takes the parsed arguments and returns
-the exit status. Ctrl-C exits with 130 and a one-line message.
+the exit status. Ctrl-C exits with 130 and a one-line message (``run`` first prints the transcript
+so far; ``batch`` says how to continue).
 """
 
 from __future__ import annotations

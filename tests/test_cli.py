@@ -19,6 +19,7 @@ from agentkit._demo import DEMO_PROMPT, calculate, convert_units
 AGENT_FILE = textwrap.dedent(
     """
     from agentkit.agent import Agent
+    from agentkit.errors import ModelError
     from agentkit.messages import Message, ToolCall
     from agentkit.testing import FunctionModel
     from agentkit.tools import tool
@@ -39,6 +40,8 @@ AGENT_FILE = textwrap.dedent(
             return f"result: {last.content}"
         if last.content.startswith("add"):
             return ToolCall(name="add", arguments={"a": 2, "b": 40})
+        if last.content == "fail":
+            raise ModelError("the model is down")
         turns = sum(m.role == "user" for m in messages)
         return f"echo {last.content} (turn {turns})"
 
@@ -147,6 +150,16 @@ def test_run_reads_stdin_and_prints_json(agent_file: str) -> None:
     assert data["output"] == "echo hello from a pipe (turn 1)"
     assert data["steps"] == 1 and data["usage"]["requests"] == 1
     assert [m["role"] for m in data["messages"]] == ["user", "assistant"]
+
+
+def test_a_failed_run_with_json_prints_its_transcript(agent_file: str) -> None:
+    done = agentkit("run", agent_file, "fail", "--json")
+    assert done.returncode == 1
+    assert done.stderr == "agentkit run: ModelError: the model is down\n"
+    data = json.loads(done.stdout)
+    assert (data["output"], data["interrupted"]) == (None, False)
+    assert data["error"] == {"type": "ModelError", "message": "the model is down"}
+    assert data["messages"] == [{"role": "user", "content": "fail"}]
 
 
 def test_run_streams(agent_file: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -285,6 +298,7 @@ SLOW_AGENT = textwrap.dedent(
 )
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.mark.parametrize("as_json", [True, False], ids=["json", "text"])
 def test_ctrl_c_prints_the_transcript_so_far(tmp_path: Path, as_json: bool) -> None:
     path = tmp_path / "slow_agent.py"

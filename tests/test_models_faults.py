@@ -27,7 +27,8 @@ from agentkit import (
     TextDelta,
 )
 from agentkit.models import OpenAICompatible, RateLimit, WorkersAI
-from agentkit.models._http import HTTPModel, error_from_response, parse_retry_after
+from agentkit.models._base_http import HTTPModel
+from agentkit.models._errors_map import error_from_response, parse_retry_after
 from agentkit.testing_server import Reply, WireServer
 
 HI = [Message.user("hi")]
@@ -55,7 +56,9 @@ def make(server: WireServer, api: str, **kwargs: Any) -> HTTPModel:
     options.update(kwargs)
     if api == "openai":
         return OpenAICompatible("llama3.2", base_url=server.openai_base_url, **options)
-    return WorkersAI(account_id="acct", api_token="t", base_url=server.base_url, **options)
+    return WorkersAI(
+        account_id="acct", api_token="tok-0123456789", base_url=server.base_url, **options
+    )
 
 
 @pytest.mark.parametrize(
@@ -255,12 +258,10 @@ def test_retry_after_is_parsed_and_capped() -> None:
     assert parse_retry_after({"retry-after": "soon"}) is None
     err = error_from_response(429, {"retry-after": "3600"}, b"{}", model_name="m")
     assert err.retry_after == 3600.0
-    model = WorkersAI(account_id="a", api_token="t")
-    state: Any = type(
-        "S", (), {"outcome": type("O", (), {"exception": lambda self: err})(), "attempt_number": 1}
-    )()
-    assert model._transport._wait(state) == 60.0  # capped like Cloudflare's SDK
-    assert model._transport._first_wait(err) == 60.0
+    model = WorkersAI(account_id="a", api_token="tok-0123456789")
+    for retry in (1, 2, 5):
+        # capped like Cloudflare's SDK, plus a jitter of up to half of it and 0.5 s
+        assert 60.0 <= model._transport.retry.delay(err, retry) <= 90.5
 
 
 async def test_retry_after_header_is_honoured(server: WireServer) -> None:
@@ -337,17 +338,17 @@ async def test_rate_limit_is_shared_by_concurrent_requests(server: WireServer) -
 
 def test_rate_limit_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="rate limit must be positive"):
-        WorkersAI(account_id="a", api_token="t", rate_limit=0)
+        WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit=0)
     with pytest.raises(ValueError, match="requests per minute"):
-        WorkersAI(account_id="a", api_token="t", rate_limit="fast")  # type: ignore[arg-type]
-    model = WorkersAI(account_id="a", api_token="t", rate_limit=300)
+        WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit="fast")  # type: ignore[arg-type]
+    model = WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit=300)
     assert repr(model._transport.rate_limit) == "RateLimit(requests=300, per_seconds=60.0)"
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
     model = WorkersAI(
         account_id="a",
-        api_token="t",
+        api_token="tok-0123456789",
         base_url="http://127.0.0.1:9",
         max_retries=1,
         backoff_base=0.001,
@@ -368,7 +369,11 @@ async def test_mock_transport_read_timeout_maps_to_timeout_error() -> None:
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     model = WorkersAI(
-        account_id="a", api_token="t", http_client=client, max_retries=2, backoff_base=0.001
+        account_id="a",
+        api_token="tok-0123456789",
+        http_client=client,
+        max_retries=2,
+        backoff_base=0.001,
     )
     with pytest.raises(ModelTimeoutError):
         await model.request(HI, [])

@@ -158,3 +158,22 @@ def test_a_failing_schema_check_is_reported_not_a_dropped_connection(
 def test_the_former_module_path_still_works() -> None:
     assert agentkit.testing_server.WireServer is WireServer
     assert agentkit.testing_server.schema_violations is schema_violations
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["json", "stream"])
+def test_a_reply_the_server_cannot_build_is_a_500_that_says_why(stream: bool) -> None:
+    import httpx
+
+    unsendable = Reply(events=[{"response": object()}]) if stream else Reply(tool_calls=[42])  # type: ignore[list-item]
+    with WireServer([unsendable, "next"]) as server:
+        url = server.base_url + "/accounts/a/ai/run/m"
+        body = {"messages": [_USER], "stream": stream}
+        with httpx.Client(timeout=5) as client:
+            failed = client.post(url, json=body)
+            after = client.post(url, json={"messages": [_USER]})  # the connection still serves
+    assert failed.status_code == 500
+    message = failed.json()["errors"][0]["message"]
+    assert message.startswith("the WireServer failed to answer: TypeError(")
+    assert after.json()["result"]["response"] == "next"
+    assert len(server.violations) == 1
+    assert server.violations[0].startswith("POST /accounts/a/ai/run/m: the WireServer failed")

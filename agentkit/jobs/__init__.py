@@ -29,7 +29,6 @@ from ._io import (
     read_inputs,
     read_results,
     result_record,
-    split_lines,
 )
 from ._lock import OutputLock, OutputLockedError
 from ._report import AT_LEAST_ONCE, BatchReport, JobReporter, summary
@@ -54,6 +53,5 @@ __all__ = [
     "result_record",
     "run_batch",
     "run_batch_sync",
-    "split_lines",
     "summary",
 ]

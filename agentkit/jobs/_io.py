@@ -43,7 +43,6 @@ __all__ = [
     "read_inputs",
     "read_results",
     "result_record",
-    "split_lines",
 ]
 
 logger = logging.getLogger("agentkit.jobs")
@@ -68,16 +67,19 @@ def input_key(item_id: Any) -> str:
 # --- inputs -------------------------------------------------------------------------------------
 
 
-def split_lines(text: str) -> list[str]:
-    """JSONL lines: split on ``\\n`` only (a ``\\r`` before it is dropped).
+def _lines(path: Path) -> Iterator[tuple[int, bytes, bool]]:
+    """``(number, line, complete)`` for each line of a JSONL file, read as it goes.
 
-    ``str.splitlines`` also splits on characters JSON allows raw inside strings (U+2028,
-    U+2029, U+0085, ``\\x1c``-``\\x1e``, ``\\x0b``, ``\\x0c``), which would cut a valid line in two.
+    Lines end with ``\\n`` only (a ``\\r`` before it is dropped). ``str.splitlines`` would also
+    split on characters JSON allows raw inside strings (U+2028, U+2029, U+0085, ``\\x1c`` to
+    ``\\x1e``, ``\\x0b``, ``\\x0c``) and cut a valid line in two. ``complete`` is False for a
+    last line without its ``\\n``.
     """
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()
-    return [line[:-1] if line.endswith("\r") else line for line in lines]
+    with path.open("rb") as handle:
+        for number, raw in enumerate(handle, start=1):  # binary files split on b"\n" only
+            complete = raw.endswith(b"\n")
+            line = raw[:-1] if complete else raw
+            yield number, line[:-1] if line.endswith(b"\r") else line, complete
 
 
 def _item(raw: Any, index: int, where: str) -> BatchItem:
@@ -105,37 +107,40 @@ def _item(raw: Any, index: int, where: str) -> BatchItem:
 def read_inputs(inputs: str | os.PathLike[str] | Sequence[Any]) -> list[BatchItem]:
     """The inputs of a job, from a list or a JSONL file (one string or object per line).
 
-    Lines end with ``\\n`` (or ``\\r\\n``); blank lines are skipped; a UTF-8 byte order mark at
-    the start is ignored. An item without ``id`` is known by its 0-based position. Ids must be
-    unique.
+    The file is UTF-8 (a byte order mark at the start is ignored); lines end with ``\\n`` (or
+    ``\\r\\n``) and nothing else ends a line, so strings may hold U+2028, U+0085 or control
+    characters such as ``\\x1c`` (raw or escaped); blank lines are skipped. An item without ``id``
+    is known by its 0-based position. Ids must be unique.
     """
     items: list[BatchItem] = []
     if isinstance(inputs, str | os.PathLike):
         path = Path(inputs)
         try:
-            # utf-8-sig: files saved by some editors and spreadsheets start with a BOM.
-            with path.open(encoding="utf-8-sig", newline="") as handle:
-                lines = split_lines(handle.read())
+            for number, line, _ in _lines(path):
+                if number == 1:
+                    # Files saved by some editors and spreadsheets start with a BOM.
+                    line = line.removeprefix(b"\xef\xbb\xbf")
+                if not line.strip():
+                    continue
+                where = f"{path.name} line {number}"
+                try:
+                    # strict=False: control characters raw inside strings, as some writers
+                    # leave them, are read as they are.
+                    raw = loads(line.decode("utf-8"), strict=False)
+                except UnicodeDecodeError as exc:
+                    raise ConfigurationError(
+                        f"{where} is not UTF-8 text ({exc.reason} at byte {exc.start}); save "
+                        "the file as UTF-8"
+                    ) from None
+                except ValueError as exc:
+                    reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+                    raise ConfigurationError(
+                        f"{where} is not valid JSON ({reason}); each line must be a JSON string "
+                        'or an object like {"id": 1, "input": "..."}'
+                    ) from None
+                items.append(_item(raw, len(items), where))
         except OSError as exc:
             raise ConfigurationError(f"cannot read batch inputs {str(path)!r}: {exc}") from exc
-        except UnicodeDecodeError as exc:
-            raise ConfigurationError(
-                f"cannot read batch inputs {str(path)!r}: not UTF-8 text ({exc.reason} at byte "
-                f"{exc.start})"
-            ) from None
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name} line {number}"
-            try:
-                raw = loads(line)
-            except ValueError as exc:
-                reason = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
-                raise ConfigurationError(
-                    f"{where} is not valid JSON ({reason}); each line must be a JSON string or "
-                    'an object like {"id": 1, "input": "..."}'
-                ) from None
-            items.append(_item(raw, len(items), where))
     else:
         for index, raw in enumerate(inputs):
             items.append(_item(raw, index, f"input {index}"))
@@ -193,17 +198,13 @@ def failure_record(item: BatchItem, error: BaseException) -> dict[str, Any]:
 def iter_records(path: str | os.PathLike[str]) -> Iterator[dict[str, Any]]:
     """The result lines of a results file, in file order (a last line cut short is skipped)."""
     path = Path(path)
-    with path.open("r", encoding="utf-8", errors="replace", newline="") as handle:
-        text = handle.read()
-    complete = text.endswith("\n")
-    lines = split_lines(text)
-    for number, line in enumerate(lines, start=1):
-        if number == len(lines) and not complete:
+    for number, line, complete in _lines(path):
+        if not complete:
             return  # a last line cut short: not a result
         if not line.strip():
             continue
         try:
-            record = loads(line)
+            record = loads(line.decode("utf-8", errors="replace"))
         except ValueError:
             logger.warning("%s line %d is not valid JSON; ignored", path, number)
             continue
@@ -263,7 +264,15 @@ class ResultsFile:
                 "resume=True and overwrite=True contradict each other; pick one"
             )
         path = Path(output)
-        lock = OutputLock(path).acquire()
+        if path.is_dir():
+            raise ConfigurationError(
+                f"the output {str(path)!r} is a folder; give the path of a file, such as "
+                f"{str(path / 'results.jsonl')!r}"
+            )
+        try:
+            lock = OutputLock(path).acquire()
+        except OSError as exc:
+            raise ConfigurationError(f"cannot lock the output file {str(path)!r}: {exc}") from exc
         try:
             results = cls(path=path, _lock=lock)
             exists = path.exists() and path.stat().st_size > 0
@@ -284,6 +293,9 @@ class ResultsFile:
                         results.done.add(key)
                         results.previous[key] = record
             results._handle = path.open("a" if resume else "w", encoding="utf-8", newline="\n")
+        except OSError as exc:
+            lock.release()
+            raise ConfigurationError(f"cannot write the output file {str(path)!r}: {exc}") from exc
         except BaseException:
             lock.release()
             raise

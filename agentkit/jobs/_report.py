@@ -1,6 +1,6 @@
 """What a job tells its user: the progress bar, the counts, and what to do after a stop.
 
-Every runner reports through one :class:`JobReporter`: :meth:`~JobReporter.started` once,
+Every runner reports through a :class:`JobReporter`: :meth:`~JobReporter.started` once,
 :meth:`~JobReporter.input_done` per finished input, :meth:`~JobReporter.stopped` if the job
 stops early and :meth:`~JobReporter.close` at the end. Messages for the user (inputs whose text
 changed, how to continue after a stop) go to ``say``: the ``agentkit.jobs`` log by default,
@@ -67,14 +67,6 @@ def _ids(ids: Sequence[InputId], limit: int = 10) -> str:
     return shown + (f" and {len(ids) - limit} more" if len(ids) > limit else "")
 
 
-def _log_warning(message: str) -> None:
-    logger.warning("%s", message)
-
-
-def _log_info(message: str) -> None:
-    logger.info("%s", message)
-
-
 class JobReporter:
     """Progress and messages of one job (see the module docstring).
 
@@ -93,9 +85,9 @@ class JobReporter:
     ) -> None:
         self.progress = progress
         self.resume_hint = resume_hint
-        self.say = say or _log_warning
-        self.inform = inform or _log_info
         self.name = name
+        self.say = say or (lambda message: logger.warning("%s: %s", name, message))
+        self.inform = inform or (lambda message: logger.info("%s: %s", name, message))
         self.report: BatchReport | None = None
         #: Set once :meth:`stopped` has told the user how to continue.
         self.stop_reported = False
@@ -112,11 +104,13 @@ class JobReporter:
             len(todo),
         )
         if report.changed_ids:
+            many = len(report.changed_ids) > 1
             self.say(
-                f"the input text of {_ids(report.changed_ids)} changed since their results "
-                f"were written to {report.output}; their old results are kept and they are not "
-                "run again. To run them on the new text, remove their lines from the results "
-                "file (or start afresh with overwrite)"
+                f"the text of {'inputs' if many else 'input'} {_ids(report.changed_ids)} "
+                f"changed since {'their results were' if many else 'its result was'} written to "
+                f"{report.output}; the old {'results are' if many else 'result is'} kept and "
+                "not run again. To run on the new text, remove those lines from the results "
+                "file, or start afresh with overwrite=True (--overwrite)"
             )
         if resume and report.skipped and todo:
             self.inform(
@@ -141,7 +135,7 @@ class JobReporter:
     def stop_message(self, error: BaseException | None = None) -> str:
         """What to tell the user when the job stops before its end (``error``: why)."""
         report = self.report
-        text = f"{self.name} stopped"
+        text = "stopped"
         if report is not None:
             text += f" after {report.finished} of {report.total} inputs"
         if isinstance(error, KeyboardInterrupt | asyncio.CancelledError):
@@ -150,7 +144,7 @@ class JobReporter:
             text += f" ({type(error).__name__}: {error})"
         if report is not None:
             text += f"; results so far are in {report.output}"
-        return f"{text}. To continue, {self.resume_hint}. Note: {AT_LEAST_ONCE}."
+        return f"{text}.\nTo continue, {self.resume_hint}\nNote: {AT_LEAST_ONCE}."
 
     def stopped(self, error: BaseException) -> None:
         """The job stops early because of ``error`` (Ctrl-C, or an error no retry can fix)."""

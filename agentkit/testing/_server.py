@@ -222,7 +222,8 @@ class WireServer:
     After requests: :attr:`requests` (one :class:`WireRequest` each), :attr:`violations`
     (schema problems, ``"<method> <path>: <where>: <what>"``), :attr:`connections` (TCP
     connections accepted: keep-alive reuse shows here) and :attr:`pending` (queued replies left).
-    A handler that raises answers 500 (code 9999) instead of killing the server.
+    A handler that raises answers 500 (code 9999) instead of killing the server; so does a
+    reply the server fails to build (the failure is also kept in :attr:`violations`).
     """
 
     def __init__(
@@ -382,7 +383,12 @@ class WireServer:
                     body = await self._read_body(reader, headers)
                 except (asyncio.IncompleteReadError, ValueError, ConnectionError):
                     break
-                keep_open = await self._respond(method, target, headers, body, writer)
+                try:
+                    keep_open = await self._respond(method, target, headers, body, writer)
+                except (ConnectionError, asyncio.CancelledError):
+                    raise
+                except Exception as exc:  # a bug or a malformed Reply: say so, do not just hang up
+                    keep_open = await self._report_failure(method, target, exc, writer)
                 if not keep_open or headers.get("connection", "").lower() == "close":
                     break
         except (ConnectionError, asyncio.CancelledError):
@@ -392,6 +398,23 @@ class WireServer:
                 self._tasks.discard(task)
             with contextlib.suppress(Exception):
                 writer.close()
+
+    async def _report_failure(
+        self, method: str, target: str, exc: Exception, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Answer 500 (code 9999) naming what failed, and keep it in :attr:`violations`."""
+        path = target.split("?", 1)[0]
+        problem = f"the WireServer failed to answer: {exc!r}"
+        self.violations.append(f"{method} {path}: {problem}")
+        body = {
+            "success": False,
+            "errors": [{"code": 9999, "message": problem}],
+            "messages": [],
+            "result": None,
+        }
+        if writer.is_closing():
+            return False
+        return await self._send(writer, 500, json.dumps(body).encode(), "application/json")
 
     @staticmethod
     async def _read_body(reader: asyncio.StreamReader, headers: Mapping[str, str]) -> bytes:
@@ -680,13 +703,14 @@ class WireServer:
         self, writer: asyncio.StreamWriter, events: Sequence[Any], reply: Reply, *, done: bool
     ) -> bool:
         fault = reply.fault
-        writer.write(self._head(200, "text/event-stream", None, reply.headers))
+        # Encoded before anything is written: an event that cannot be sent fails the reply whole.
         encoded = [
             b"data: "
             + (e if isinstance(e, bytes) else (e if isinstance(e, str) else json.dumps(e)).encode())
             + b"\n\n"
             for e in events
         ]
+        writer.write(self._head(200, "text/event-stream", None, reply.headers))
         cut = reply.after_events
         if fault in ("truncate", "drop_stream"):
             encoded = encoded[:cut]
