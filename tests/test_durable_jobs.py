@@ -68,3 +68,19 @@ def test_durable_batch_refuses_resume_flags(tmp_path: Path) -> None:
     done = batch(tmp_path, f"{APP}:agent", "in.jsonl", "-o", "o.jsonl", "--durable", "--resume")
     assert done.returncode == 2
     assert "continues by itself" in done.stderr
+
+
+def test_where_runs_are_kept_and_who_runs_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from agentkit.durable._engine import DEFAULT_DATABASE_URL, resolve_database_url
+    from agentkit.jobs.durable import default_executor_id
+
+    monkeypatch.delenv("DBOS_SYSTEM_DATABASE_URL", raising=False)
+    assert resolve_database_url(None) == DEFAULT_DATABASE_URL == "sqlite:///agentkit.sqlite"
+    monkeypatch.setenv("DBOS_SYSTEM_DATABASE_URL", "postgresql://db/jobs")
+    assert resolve_database_url(None) == "postgresql://db/jobs"
+    assert resolve_database_url("sqlite:////tmp/x.sqlite") == "sqlite:////tmp/x.sqlite"
+
+    assert default_executor_id("sqlite:///jobs.sqlite", "worker") is None  # one process
+    worker = default_executor_id("postgresql://db/jobs", "worker")
+    batch = default_executor_id("postgresql://db/jobs", "batch")
+    assert worker and batch == f"{worker}-batch"  # stable across restarts, distinct roles

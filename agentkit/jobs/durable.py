@@ -24,6 +24,7 @@ import datetime
 import logging
 import os
 import re
+import socket
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Sequence
@@ -93,6 +94,19 @@ def _queue_name(job_id: str) -> str:
 
 def _run_id(job_id: str, item: BatchItem) -> str:
     return f"{job_id}:{input_key(item.id)}"
+
+
+def default_executor_id(url: str, role: str) -> str | None:
+    """This process's name among a job's workers when none is given.
+
+    SQLite: DBOS's default (one process). Postgres: the machine's name, with ``-batch`` for the
+    process that enqueues, so that a restarted process finds its runs again; two workers on
+    one machine need ``executor_id`` (``--executor-id``) each.
+    """
+    if url.startswith("sqlite"):
+        return None
+    host = socket.gethostname() or "worker"
+    return f"{host}-batch" if role == "batch" else host
 
 
 # --- the account limit, in front of every model request -----------------------------------------
@@ -296,7 +310,8 @@ async def run_durable_batch(
         requests_per_minute: The account limit, for every worker together; stored with the job
             the first time it is enqueued (later values are ignored).
         concurrency: Runs at once per worker; stored with the job (this process may go lower).
-        executor_id: This process's name among the job's workers (recovery after a restart).
+        executor_id: This process's name among the job's workers: restarted with it, a
+            process recovers its runs (default: :func:`default_executor_id`).
         progress, reporter: As for :func:`~agentkit.jobs.run_batch`; the bar counts the whole
             job, whoever runs it.
     """
@@ -310,6 +325,7 @@ async def run_durable_batch(
     # Postgres, DBOS creates the database if it does not exist yet; then the job's settings.
     limit = _limit_model(durable)
     set_local_concurrency(concurrency)
+    executor_id = executor_id or default_executor_id(url, "batch")
     launch(url, executor_id=executor_id, queues=[_queue_name(job_id)])
     try:
         store = JobStore(url)
@@ -413,6 +429,7 @@ async def work(
         limit = _limit_model(durable)
         limit.configure(min(j.requests_per_minute for j in jobs), store)
         set_local_concurrency(_share(jobs, concurrency))
+        executor_id = executor_id or default_executor_id(url, "worker")
         launch(url, executor_id=executor_id, queues=[j.queue for j in jobs])
         try:
             prefixes = [f"{j.job_id}:" for j in jobs]
