@@ -35,8 +35,9 @@ from typing import TYPE_CHECKING, Any
 from dbos import DBOS, DBOSClient, PortableWorkflowError, SetWorkflowID
 
 from ..durable import DurableAgent, launch, shutdown
-from ..durable._agent import _failure, running_here, set_local_concurrency
+from ..durable._agent import failure_from
 from ..durable._engine import resolve_database_url
+from ..durable._loop import running_here, set_local_concurrency
 from ..errors import ConfigurationError
 from ..messages import Message, ModelEvent, ModelResponse, Usage
 from ._io import (
@@ -279,7 +280,7 @@ def _record(durable: DurableAgent[Any], item: BatchItem, status: Any) -> tuple[d
         )
     error = status.error
     if isinstance(error, PortableWorkflowError):
-        error = _failure(error)
+        error = failure_from(error)
     if not isinstance(error, Exception):
         error = ConfigurationError(f"run {status.workflow_id} ended as {status.status}")
     return failure_record(item, error), error_usage(error), error
