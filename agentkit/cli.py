@@ -509,8 +509,11 @@ def _cmd_durable_batch(args: argparse.Namespace) -> int:
     from .jobs.durable import DEFAULT_REQUESTS_PER_MINUTE, job_status, run_durable_batch
 
     if args.status:
-        for status in job_status(args.database_url, args.job):
+        statuses = job_status(args.database_url, args.job)
+        for status in statuses:
             print(status)
+        if not statuses:
+            print("no durable jobs in this database")
         return 0
     if not (args.target and args.inputs and args.output):
         raise ConfigurationError("batch --durable needs an agent, an inputs file and -o OUTPUT")
@@ -523,14 +526,14 @@ def _cmd_durable_batch(args: argparse.Namespace) -> int:
     def tell(message: str) -> None:
         sys.stderr.write(f"agentkit batch: {message}\n")
 
-    words = [a for a in sys.argv[1:]] if sys.argv[1:2] == ["batch"] else []
+    from .jobs._report import DURABLE_PROMISE
+
     reporter = JobReporter(
         False if args.no_progress else None,
-        resume_hint=f"run the same command again ({shlex.join(['agentkit', *words])})"
-        if words
-        else "run the same command again",
+        resume_hint="run the same command again",
         say=tell,
         inform=tell,
+        promise=DURABLE_PROMISE,
     )
     durable = _durable_agent(args.target)
     report = asyncio.run(

@@ -50,7 +50,7 @@ from ._io import (
     read_inputs,
     result_record,
 )
-from ._report import BatchReport, JobReporter
+from ._report import DURABLE_PROMISE, BatchReport, JobReporter
 from ._store import AccountRateLimit, JobSettings, JobStore
 
 if TYPE_CHECKING:
@@ -321,7 +321,9 @@ async def run_durable_batch(
     items = read_inputs(inputs)
     job_id = _check_job_id(job or default_job_id(output))
     url = resolve_database_url(database_url)
-    reporter = reporter or JobReporter(progress, name="batch")
+    reporter = reporter or JobReporter(
+        progress, name="batch", resume_hint="run it again", promise=DURABLE_PROMISE
+    )
     # The limits go in first (the engine starts recovered runs at once), then the engine: on
     # Postgres, DBOS creates the database if it does not exist yet; then the job's settings.
     limit = _limit_model(durable)
