@@ -566,7 +566,7 @@ def _cmd_worker(args: argparse.Namespace) -> int:
             forever=args.forever,
         )
     )
-    sys.stderr.write(f"agentkit worker: no work left; {ended} runs ended here\n")
+    sys.stderr.write(f"agentkit worker: no work left; {ended} runs finished under this executor\n")
     return 0
 
 

@@ -38,7 +38,7 @@ from ..durable import DurableAgent, launch, shutdown
 from ..durable._agent import failure_from
 from ..durable._engine import resolve_database_url
 from ..durable._loop import running_here, set_local_concurrency
-from ..errors import ConfigurationError
+from ..errors import ConfigurationError, RunError
 from ..messages import Message, ModelEvent, ModelResponse, Usage
 from ._io import (
     BatchItem,
@@ -282,7 +282,12 @@ def _record(durable: DurableAgent[Any], item: BatchItem, status: Any) -> tuple[d
     if isinstance(error, PortableWorkflowError):
         error = failure_from(error)
     if not isinstance(error, Exception):
-        error = ConfigurationError(f"run {status.workflow_id} ended as {status.status}")
+        error = RunError(
+            f"run {status.workflow_id} ended as {status.status} (it kept crashing the worker "
+            "that recovered it)"
+            if status.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+            else f"run {status.workflow_id} ended as {status.status}"
+        )
     return failure_record(item, error), error_usage(error), error
 
 
@@ -415,7 +420,10 @@ async def work(
     concurrency: int | None = None,
     forever: bool = False,
 ) -> int:
-    """Work on every job of ``durable``'s agent in the database; returns how many runs ended here.
+    """Work on every job of ``durable``'s agent in the database.
+
+    Returns how many runs of these jobs have finished under this executor id (this time and
+    before).
 
     Runs left in flight by this executor id (a killed worker restarted) are recovered first.
     Returns when no run of these jobs is queued and none runs here, unless ``forever``.
