@@ -187,3 +187,17 @@ def test_three_processes_share_the_limit_and_a_killed_worker_finishes_its_runs(
     finally:
         client.destroy()
     assert finished == {run_id: "SUCCESS" for run_id in stranded}
+
+    # The workers were given no limit: they worked under the one stored with the job.
+    store = JobStore(url)
+    try:
+        settings = store.get("out")
+    finally:
+        store.close()
+    assert settings is not None
+    assert (settings.requests_per_minute, settings.concurrency, settings.total) == (60, 3, N)
+    status = subprocess.run(
+        [sys.executable, "-m", "agentkit", "batch", "--status", "--database-url", url],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert status.stdout.startswith(f"job out: {N} done, 0 failed, 0 running, 0 queued of {N}")
