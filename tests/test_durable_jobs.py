@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -84,3 +85,25 @@ def test_where_runs_are_kept_and_who_runs_them(monkeypatch: pytest.MonkeyPatch) 
     worker = default_executor_id("postgresql://db/jobs", "worker")
     batch = default_executor_id("postgresql://db/jobs", "batch")
     assert worker and batch == f"{worker}-batch"  # stable across restarts, distinct roles
+
+
+def test_the_account_limit_can_stand_in_for_a_model_rate_limit() -> None:
+    """Model transports call RateLimit's methods: the account limit must have every one."""
+    from agentkit.jobs._store import AccountRateLimit
+    from agentkit.models import RateLimit
+
+    public = {
+        n for n in dir(RateLimit) if not n.startswith("_") and callable(getattr(RateLimit, n))
+    }
+    assert public <= {n for n in dir(AccountRateLimit) if callable(getattr(AccountRateLimit, n))}
+
+
+async def test_the_account_limit_spaces_requests_once_configured() -> None:
+    from agentkit.jobs._store import AccountRateLimit
+
+    limit = AccountRateLimit()
+    limit.configure(6000)  # in this process (no shared store): 60 / (6000 * 0.97) s apart
+    delays = [limit.reserve() for _ in range(4)]
+    assert delays[0] == 0.0
+    assert all(b > a for a, b in itertools.pairwise(delays))
+    assert abs((delays[3] - delays[2]) - 60 / (6000 * 0.97)) < 1e-3

@@ -137,7 +137,15 @@ def test_three_processes_share_the_limit_and_a_killed_worker_finishes_its_runs(
         w2 = agentkit(*worker, "--executor-id", "w2", env=env, worker="w2")
 
         # Kill w1 in the middle of its first tool call, then restart it under the same id.
-        wait_for(lambda: "w1 " in tool_log.read_text(), "w1 to start a tool call")
+        try:
+            wait_for(lambda: "w1 " in tool_log.read_text(), "w1 to start a tool call")
+        except AssertionError:
+            for process in (w1, w2, batch):
+                process.kill()
+            raise AssertionError(
+                f"w1 ran no tool call; tools: {tool_log.read_text()!r}; "
+                f"w1: {w1.communicate()[1][-2000:]}; batch: {batch.communicate()[1][-2000:]}"
+            ) from None
         w1.kill()
         w1.wait(timeout=30)
         client = DBOSClient(system_database_url=url)

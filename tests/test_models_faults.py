@@ -379,3 +379,52 @@ async def test_mock_transport_read_timeout_maps_to_timeout_error() -> None:
         await model.request(HI, [])
     assert calls == 3
     await client.aclose()
+
+
+def test_a_token_cut_by_the_300_byte_limit_of_a_plain_error_body_leaves_no_prefix() -> None:
+    """The token is removed from the bytes before the body is cut for the message."""
+    token = "SECRETTOKEN-0123456789abcdef"
+    for offset in (285, 290, 295, 299):
+        body = b"x" * offset + token.encode() + b" and more text"
+        error = error_from_response(502, {}, body, model_name="m", secret=token)
+        for text in (str(error), error.detail, repr(error)):
+            assert "SECRETTOK" not in text and token[:5] not in text, (offset, text[-40:])
+
+
+def test_the_default_retry_settings() -> None:
+    """Three retries after the first attempt; backoff from 0.5 s, doubling, at most 8 s."""
+    for model in (
+        WorkersAI(account_id="a", api_token="tok-0123456789"),
+        OpenAICompatible("m", base_url="http://127.0.0.1:9/v1"),
+    ):
+        policy = model._transport.retry
+        assert (policy.max_retries, policy.backoff_base, policy.backoff_max) == (3, 0.5, 8.0)
+        assert policy.retry_after_max == 60.0
+    err = ServerError("m: HTTP 503", status=503)
+    highest = [policy.delay(err, n) for n in range(1, 7) for _ in range(50)]
+    tops = [max(highest[i * 50 : (i + 1) * 50]) for i in range(6)]
+    lows = [min(highest[i * 50 : (i + 1) * 50]) for i in range(6)]
+    for top, low, step in zip(tops, lows, [0.5, 1, 2, 4, 8, 8], strict=True):
+        assert step / 2 <= low <= top <= step  # half of the step, plus jitter up to the other half
+
+
+async def test_a_failing_server_is_tried_four_times_with_the_default_policy(
+    server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentkit.models import _retry
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(_retry, "_sleep", record)
+    server.default = Reply.error(503, message="down")
+    model = WorkersAI(account_id="a", api_token="tok-0123456789", base_url=server.base_url)
+    async with model:
+        with pytest.raises(ServerError, match="gave up after 4 attempts"):
+            await model.request(HI, [])
+    assert len(server.requests) == 4
+    assert len(waits) == 3
+    for wait, step in zip(waits, [0.5, 1.0, 2.0], strict=True):
+        assert step / 2 <= wait <= step

@@ -151,10 +151,13 @@ class AccountRateLimit:
     the database's clock, so processes on several machines share the limit. On SQLite (one
     process) the slots are kept in memory.
 
-    It has the interface of :class:`agentkit.models.RateLimit` (``acquire``), so it takes the
-    place of a model's own limit: every HTTP attempt, retries included, takes a slot. It can be
-    put in place before the limit is known (the engine may start runs as soon as it is
-    launched): until :meth:`configure` is called, :meth:`acquire` waits.
+    It has the interface of :class:`agentkit.models.RateLimit`, so it takes the place of a
+    model's own limit: every HTTP attempt, retries included, takes a slot with :meth:`acquire`
+    (the account's schedule) before it is sent, and :meth:`acquire_send` spaces the writes of
+    this process as they reach their connections (so requests released together by a
+    connection pool do not leave together). It can be put in place before the limit is known
+    (the engine may start runs as soon as it is launched): until :meth:`configure` is called,
+    :meth:`acquire` waits.
     """
 
     def __init__(self, *, name: str = "account", share: float = TARGET_SHARE) -> None:
@@ -165,6 +168,7 @@ class AccountRateLimit:
         self._store: JobStore | None = None
         self._lock = threading.Lock()
         self._next = 0.0
+        self._next_send = 0.0
         self._ready = threading.Event()
 
     def configure(self, requests_per_minute: float, store: JobStore | None = None) -> None:
@@ -192,6 +196,13 @@ class AccountRateLimit:
             self._next = slot + self.interval
         return slot - now
 
+    def _reserve_send(self) -> float:
+        with self._lock:
+            now = time.monotonic()
+            slot = max(self._next_send, now)
+            self._next_send = slot + self.interval
+        return slot - now
+
     def _reserve_shared(self) -> float:
         assert self._store is not None
         statement = sa.text(
@@ -217,6 +228,14 @@ class AccountRateLimit:
             delay = self._reserve_local()
         else:
             delay = await asyncio.to_thread(self._reserve_shared)
+        if delay > 0:
+            await asyncio.sleep(delay)
+
+    async def acquire_send(self) -> None:
+        """Wait for this process's next slot to write a request to its connection."""
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
+        delay = self._reserve_send()
         if delay > 0:
             await asyncio.sleep(delay)
 

@@ -78,11 +78,12 @@ class SSEDecoder:
                 self._check(len(self._buf))
                 break
             stop = match.start()
+            line: bytes | bytearray
             if self._buf:
                 self._buf += chunk[start:stop]
                 self._check(len(self._buf))
-                line = bytes(self._buf)
-                self._buf.clear()
+                line = self._buf  # (handed over, not copied)
+                self._buf = bytearray()
             else:
                 line = chunk[start:stop]
                 self._check(len(line))
@@ -96,8 +97,8 @@ class SSEDecoder:
         """End of stream: return what is left (a last event without its blank line counts)."""
         events: list[ServerSentEvent] = []
         if self._buf:
-            line = bytes(self._buf)
-            self._buf.clear()
+            line = self._buf
+            self._buf = bytearray()
             self._line(line, events)
         self._line(b"", events)
         return events
@@ -109,7 +110,7 @@ class SSEDecoder:
                 "it was not read further. Pass a larger max_event_bytes= if it is really needed."
             )
 
-    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
+    def _line(self, line: bytes | bytearray, events: list[ServerSentEvent]) -> None:
         if not line:
             if self._data:
                 events.append(ServerSentEvent("\n".join(self._data), self._event))
@@ -119,14 +120,19 @@ class SSEDecoder:
             return
         if line[:1] == b":":
             return
-        name, sep, value = line.partition(b":")
-        if sep and value[:1] == b" ":
-            value = value[1:]
+        colon = line.find(b":")
+        if colon < 0:
+            name, start = line, len(line)
+        else:
+            name, start = line[:colon], colon + 1
+            if line[start : start + 1] == b" ":
+                start += 1
         if name == b"data":
-            self._data.append(value.decode("utf-8", "replace"))
-            self._size += len(value) + 1
+            # (a view, not a slice: a long line is not copied again before it is decoded)
+            self._data.append(str(memoryview(line)[start:], "utf-8", "replace"))
+            self._size += len(line) - start + 1
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            self._event = str(memoryview(line)[start:], "utf-8", "replace")
         # "id", "retry" and unknown fields are ignored.
 
 
