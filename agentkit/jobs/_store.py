@@ -196,7 +196,9 @@ class AccountRateLimit:
             self._next = slot + self.interval
         return slot - now
 
-    def _reserve_send(self) -> float:
+    def reserve_send(self) -> float:
+        """Take this process's next slot to write a request; return how long to wait for it."""
+        self._ready.wait()
         with self._lock:
             now = time.monotonic()
             slot = max(self._next_send, now)
@@ -235,7 +237,7 @@ class AccountRateLimit:
         """Wait for this process's next slot to write a request to its connection."""
         if not self._ready.is_set():
             await asyncio.to_thread(self._ready.wait)
-        delay = self._reserve_send()
+        delay = self.reserve_send()
         if delay > 0:
             await asyncio.sleep(delay)
 
