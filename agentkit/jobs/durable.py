@@ -379,11 +379,24 @@ async def _collect(
         try:
             while todo and report.finished < report.total:
                 started = time.time()
-                finished = await DBOS.list_workflows_async(
+                # Ids only (cheap), then the results of the runs not written yet.
+                ended = await DBOS.list_workflows_async(
                     workflow_id_prefix=f"{settings.job_id}:",
                     status=["SUCCESS", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"],
                     completed_after=since,
                     load_input=False,
+                    load_output=False,
+                )
+                new = [
+                    s.workflow_id
+                    for s in ended
+                    if s.workflow_id in by_run
+                    and input_key(by_run[s.workflow_id].id) not in written
+                ]
+                finished = (
+                    await DBOS.list_workflows_async(workflow_ids=new, load_input=False)
+                    if new
+                    else []
                 )
                 for status in finished:
                     item = by_run.get(status.workflow_id)
