@@ -72,7 +72,8 @@ logger = logging.getLogger("agentkit.jobs")
 DEFAULT_REQUESTS_PER_MINUTE = 300.0
 
 _POLL = 0.5  # seconds between looks at the database for finished runs
-_SETTLE = 120.0  # look back this far for runs finished since the last look (clock skew)
+_SETTLE = 120.0
+_ENQUEUE_AT_ONCE = 8  # enqueue transactions in flight at once (Postgres)  # look back this far for runs finished since the last look (clock skew)
 
 
 def default_job_id(output: str | os.PathLike[str]) -> str:
@@ -236,7 +237,7 @@ def _safe_url(url: str) -> str:
 
 
 async def _enqueue(
-    durable: DurableAgent[Any], settings: JobSettings, items: list[BatchItem]
+    durable: DurableAgent[Any], settings: JobSettings, items: list[BatchItem], *, one_writer: bool
 ) -> int:
     """Enqueue the inputs that are not in the database yet; returns how many were."""
     queue = await DBOS.register_queue_async(
@@ -251,16 +252,19 @@ async def _enqueue(
             workflow_id_prefix=f"{settings.job_id}:", load_input=False, load_output=False
         )
     }
-    added = 0
-    for item in items:
-        run_id = _run_id(settings.job_id, item)
-        if run_id in known:
-            continue
+    todo = [item for item in items if _run_id(settings.job_id, item) not in known]
+    # One transaction per input: several at once on Postgres; one by one on SQLite (one writer).
+    gate = asyncio.Semaphore(1 if one_writer else _ENQUEUE_AT_ONCE)
+
+    async def enqueue(item: BatchItem) -> None:
         request = durable._request(item.input, None, None, None, stream=False)
-        with SetWorkflowID(run_id):
-            await queue.enqueue_async(durable._workflow, request)
-        added += 1
-    return added
+        async with gate:
+            with SetWorkflowID(_run_id(settings.job_id, item)):
+                await queue.enqueue_async(durable._workflow, request)
+
+    for start in range(0, len(todo), 1000):
+        await asyncio.gather(*(enqueue(item) for item in todo[start : start + 1000]))
+    return len(todo)
 
 
 def _written_ids(output: Path) -> set[str]:
@@ -351,7 +355,7 @@ async def run_durable_batch(
                 logger.info("job %s continues with its stored settings: %s", job_id, settings)
             limit.configure(settings.requests_per_minute, store)
             set_local_concurrency(_share([settings], concurrency))
-            added = await _enqueue(durable, settings, items)
+            added = await _enqueue(durable, settings, items, one_writer=store.is_sqlite)
             logger.info("job %s: %d inputs, %d enqueued now", job_id, len(items), added)
             return await _collect(durable, settings, items, Path(output), reporter)
         finally:
