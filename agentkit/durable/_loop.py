@@ -18,8 +18,9 @@ from typing import Any, cast
 from dbos import DBOS, StepReservation
 
 from ..agent import Agent, AgentEvent, OutputT, _Run
-from ..errors import AgentKitError, ConfigurationError, ToolError
+from ..errors import AgentKitError, ConfigurationError, ToolError, ToolExecutionError
 from ..messages import ModelResponse, TextDelta, ToolCall, ToolResult, Usage
+from ..settings import ModelSettings
 from ..tools import Tool, ToolContext
 from ._codec import call_id, error_from_json, error_to_json, response_from_json, response_to_json
 
@@ -136,8 +137,10 @@ def _response(data: dict[str, Any]) -> ModelResponse:
 class DurableLoop(Agent[Any]):
     """An agent whose model requests, tool calls and approvals are DBOS steps."""
 
-    async def _request(self, run: _Run, tools: Sequence[Tool]) -> ModelResponse:
-        model, settings = self.model, self.settings
+    async def _request(
+        self, run: _Run, tools: Sequence[Tool], settings: ModelSettings | None
+    ) -> ModelResponse:
+        model = self.model
 
         async def request() -> dict[str, Any]:
             try:
@@ -149,7 +152,7 @@ class DurableLoop(Agent[Any]):
         return _response(await _step(None, REQUEST_STEP, request))
 
     async def _stream_step(
-        self, tools: Sequence[Tool], run: _Run
+        self, tools: Sequence[Tool], run: _Run, settings: ModelSettings | None
     ) -> AsyncIterator[TextDelta | ModelResponse]:
         stream = super()._stream_step
         run_id = run.run_id
@@ -157,7 +160,7 @@ class DurableLoop(Agent[Any]):
         async def request() -> dict[str, Any]:
             response: ModelResponse | None = None
             try:
-                async for event in stream(tools, run):
+                async for event in stream(tools, run, settings):
                     if isinstance(event, ModelResponse):
                         response = event
                     else:  # deltas go to the caller now; a replayed step has none
@@ -208,13 +211,20 @@ class DurableLoop(Agent[Any]):
             try:
                 result = await tool.run(call.arguments, context)
             except ToolError as exc:
-                return {"error": error_to_json(exc), "usage": context.usage.model_dump()}
+                error = error_to_json(exc)
+                original = getattr(exc, "original", None)
+                if original is not None and not isinstance(original, Exception):
+                    error["interrupted"] = True  # KeyboardInterrupt, SystemExit: ends the run
+                return {"error": error, "usage": context.usage.model_dump()}
             return {"content": result.content, "usage": context.usage.model_dump()}
 
         data = await _step(_reserved.get()[1], TOOL_STEP + call.name, run_tool)
         context.usage = Usage.model_validate(data["usage"])  # nested runs' usage, also replayed
         if "error" in data:
-            raise error_from_json(data["error"])
+            error = error_from_json(data["error"])
+            if data["error"].get("interrupted") and isinstance(error, ToolExecutionError):
+                error.original = SystemExit(error.message)  # replayed: it ends the run again
+            raise error
         return ToolResult(
             content=data["content"],
             value=None,
