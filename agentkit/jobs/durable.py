@@ -185,7 +185,8 @@ class JobStatus:
 
     @property
     def failed(self) -> int:
-        return self.counts["ERROR"] + self.counts["MAX_RECOVERY_ATTEMPTS_EXCEEDED"]
+        counts = self.counts
+        return counts["ERROR"] + counts["MAX_RECOVERY_ATTEMPTS_EXCEEDED"] + counts["CANCELLED"]
 
     @property
     def running(self) -> int:
@@ -290,6 +291,8 @@ def _record(durable: DurableAgent[Any], item: BatchItem, status: Any) -> tuple[d
             f"run {status.workflow_id} ended as {status.status} (it kept crashing the worker "
             "that recovered it)"
             if status.status == "MAX_RECOVERY_ATTEMPTS_EXCEEDED"
+            else f"run {status.workflow_id} was cancelled"
+            if status.status == "CANCELLED"
             else f"run {status.workflow_id} ended as {status.status}"
         )
     return failure_record(item, error), error_usage(error), error
@@ -386,7 +389,7 @@ async def _collect(
                 # Ids only (cheap), then the results of the runs not written yet.
                 ended = await DBOS.list_workflows_async(
                     workflow_id_prefix=f"{settings.job_id}:",
-                    status=["SUCCESS", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED"],
+                    status=["SUCCESS", "ERROR", "MAX_RECOVERY_ATTEMPTS_EXCEEDED", "CANCELLED"],
                     completed_after=since,
                     load_input=False,
                     load_output=False,
