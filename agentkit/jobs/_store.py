@@ -152,17 +152,21 @@ class AccountRateLimit:
     process) the slots are kept in memory.
 
     It has the interface of :class:`agentkit.models.RateLimit`, so it takes the place of a
-    model's own limit: every HTTP attempt, retries included, takes a slot with :meth:`acquire`
-    (the account's schedule) before it is sent, and :meth:`acquire_send` spaces the writes of
-    this process as they reach their connections (so requests released together by a
-    connection pool do not leave together). It can be put in place before the limit is known
-    (the engine may start runs as soon as it is launched): until :meth:`configure` is called,
-    :meth:`acquire` waits.
+    model's own limit: every HTTP attempt, retries included, takes a slot. Model transports call
+    :meth:`acquire` before a request waits for a connection and, when their HTTP client reports
+    it, :meth:`acquire_send` as the request is written. The account's slot is taken at the
+    latest of the two the transport uses (``at_send=True`` when it calls :meth:`acquire_send`),
+    so that the spacing holds as the server sees it; the other one spaces this process's
+    requests on its own. It can be put in place before the limit is known (the engine may start
+    runs as soon as it is launched): until :meth:`configure` is called, both wait.
     """
 
-    def __init__(self, *, name: str = "account", share: float = TARGET_SHARE) -> None:
+    def __init__(
+        self, *, name: str = "account", share: float = TARGET_SHARE, at_send: bool = False
+    ) -> None:
         self.name = name
         self.share = share
+        self.at_send = at_send
         self.requests_per_minute = 0.0
         self.interval = 0.0
         self._store: JobStore | None = None
@@ -189,20 +193,15 @@ class AccountRateLimit:
                 )
         self._ready.set()
 
-    def _reserve_local(self) -> float:
+    def _reserve_local(self, send: bool) -> float:
         with self._lock:
             now = time.monotonic()
-            slot = max(self._next, now)
-            self._next = slot + self.interval
-        return slot - now
-
-    def reserve_send(self) -> float:
-        """Take this process's next slot to write a request; return how long to wait for it."""
-        self._ready.wait()
-        with self._lock:
-            now = time.monotonic()
-            slot = max(self._next_send, now)
-            self._next_send = slot + self.interval
+            if send:
+                slot = max(self._next_send, now)
+                self._next_send = slot + self.interval
+            else:
+                slot = max(self._next, now)
+                self._next = slot + self.interval
         return slot - now
 
     def _reserve_shared(self) -> float:
@@ -217,29 +216,36 @@ class AccountRateLimit:
             delay = conn.execute(statement, {"interval": self.interval, "name": self.name}).scalar()
         return float(delay or 0.0)
 
+    def _shared_here(self, send: bool) -> bool:
+        return self._store is not None and send == self.at_send
+
     def reserve(self) -> float:
-        """Take the next slot; return how many seconds to wait for it."""
+        """Take the next slot before a request waits for a connection; return the wait."""
         self._ready.wait()
-        return self._reserve_shared() if self._store is not None else self._reserve_local()
+        return self._reserve_shared() if self._shared_here(False) else self._reserve_local(False)
+
+    def reserve_send(self) -> float:
+        """Take the next slot to write a request; return how long to wait for it."""
+        self._ready.wait()
+        return self._reserve_shared() if self._shared_here(True) else self._reserve_local(True)
+
+    async def _wait(self, send: bool) -> None:
+        if not self._ready.is_set():
+            await asyncio.to_thread(self._ready.wait)
+        if self._shared_here(send):
+            delay = await asyncio.to_thread(self._reserve_shared)
+        else:
+            delay = self._reserve_local(send)
+        if delay > 0:
+            await asyncio.sleep(delay)
 
     async def acquire(self) -> None:
-        """Wait for the next slot."""
-        if not self._ready.is_set():
-            await asyncio.to_thread(self._ready.wait)
-        if self._store is None:
-            delay = self._reserve_local()
-        else:
-            delay = await asyncio.to_thread(self._reserve_shared)
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wait for the next slot (before the request waits for a connection)."""
+        await self._wait(send=False)
 
     async def acquire_send(self) -> None:
-        """Wait for this process's next slot to write a request to its connection."""
-        if not self._ready.is_set():
-            await asyncio.to_thread(self._ready.wait)
-        delay = self.reserve_send()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        """Wait for the next slot to write a request to its connection."""
+        await self._wait(send=True)
 
     def __repr__(self) -> str:
         return f"AccountRateLimit({self.requests_per_minute!r} per minute, name={self.name!r})"

@@ -156,11 +156,20 @@ def _limit_model(durable: DurableAgent[Any]) -> AccountRateLimit:
         # Build an HTTP client now: the first one costs a few hundred milliseconds (imports,
         # TLS set-up), and a request that late after its slot would bunch with the next one.
         make_client = getattr(transport, "client", None)
-        if callable(make_client):
-            make_client()
+        client = make_client() if callable(make_client) else None
+        limit.at_send = client is not None and _writes_traced(client)
     else:
         loop.model = _LimitedModel(loop.model, limit)
     return limit
+
+
+def _writes_traced(client: Any) -> bool:
+    """Whether the transport takes a second slot as each request is written (httpcore's hook)."""
+    try:
+        from ..models._transport import _traces_sends
+    except ImportError:  # pragma: no cover - another transport layout
+        return False
+    return bool(_traces_sends(client))
 
 
 def _share(settings: Sequence[JobSettings], concurrency: int | None) -> int:
