@@ -194,8 +194,9 @@ class _Run:
         "total_tokens",
     )
 
-    def __init__(self, messages: list[Message], deps: Any) -> None:
-        self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+    def __init__(self, messages: list[Message], deps: Any, run_id: str | None = None) -> None:
+        # An identifier, not a secret; durable runs pass their own (the workflow id).
+        self.run_id = run_id or f"{random.getrandbits(64):016x}"
         self.messages = messages
         self.deps = deps
         self.start = len(messages)
@@ -478,8 +479,13 @@ class Agent(Generic[OutputT]):
         deps: Any = None,
         max_steps: int | None = None,
         stream: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas."""
+        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas.
+
+        ``run_id`` names the run (in logs, ``ToolContext.run_id`` and the result); a random one
+        is made when it is not given.
+        """
         limit = self.max_steps if max_steps is None else max_steps
         if limit < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
@@ -491,7 +497,7 @@ class Agent(Generic[OutputT]):
             raise ConfigurationError("nothing to run: pass a prompt or a message_history")
         if self.deps_type is not None:
             self._check_deps(deps)
-        run = _Run(messages, deps)
+        run = _Run(messages, deps, run_id)
         hooks = run.hooks = self._observers.for_run(
             run, self, stream=stream, settings=self.settings
         )
@@ -563,7 +569,7 @@ class Agent(Generic[OutputT]):
                             yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(messages, tools, settings)
+                    response = await self._request(run, tools, settings)
                 if hooks is not None:
                     await hooks.model_end(response)
                 run.steps += 1
@@ -686,6 +692,13 @@ class Agent(Generic[OutputT]):
         if held and not response.tool_calls:
             yield TextDelta("".join(held))
         yield response
+
+    async def _request(
+        self, run: _Run, tools: Sequence[Tool], settings: ModelSettings | None
+    ) -> ModelResponse:
+        """One model request. Durable execution overrides this (and :meth:`_stream_step`,
+        :meth:`_run_tool`) to record each one as a step."""
+        return await self.model.request(run.messages, tools, settings)
 
     def _request_settings(
         self, run: _Run, settings: ModelSettings | None, budget: int | None
@@ -841,10 +854,11 @@ class Agent(Generic[OutputT]):
                 tool_call_id=call.id,
                 tool_name=call.name,
                 step=run.steps,
+                idempotency_key=f"{run.run_id}:{call.id}",
             )
             budget = self.retries if tool.max_retries is None else tool.max_retries
             try:
-                result = await tool.run(call.arguments, context)
+                result = await self._run_tool(tool, call, context)
                 run.failures.pop(call.name, None)
             except ToolExecutionError as exc:
                 # KeyboardInterrupt, SystemExit... from a tool end this run (and only this one).
@@ -871,6 +885,10 @@ class Agent(Generic[OutputT]):
                 (time.perf_counter() - started) * 1000, len(result.content),
             )  # fmt: skip
         return result
+
+    async def _run_tool(self, tool: Tool, call: ToolCall, context: ToolContext[Any]) -> ToolResult:
+        """Run one call of a known tool (durable execution records it as a step)."""
+        return await tool.run(call.arguments, context)
 
     def _check_deps(self, deps: Any) -> None:
         """With ``deps_type`` set, a run whose tools take a ``ToolContext`` needs fitting deps."""
