@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._scope import session_affinity
 from .agent import (
     Agent,
     AgentEvent,
@@ -116,6 +117,7 @@ __all__ = [
     "UsageLimitExceeded",
     "WorkersAI",
     "__version__",
+    "session_affinity",
     "to_content",
     "tool",
 ]

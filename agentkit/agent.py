@@ -35,6 +35,7 @@ from typing import Any, Generic, Literal
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._scope import RunScope, scope, session_affinity_key
 from ._sync import run_sync
 from .errors import (
     ConfigurationError,
@@ -161,6 +162,7 @@ class _Run:
     """The state of one run: the transcript and the counters. Nothing here is copied per step."""
 
     __slots__ = (
+        "cached_tokens",
         "completion_tokens",
         "deps",
         "exhausted",
@@ -170,6 +172,7 @@ class _Run:
         "prompt_tokens",
         "requests",
         "run_id",
+        "scope",
         "seen_ids",
         "start",
         "steps",
@@ -184,16 +187,20 @@ class _Run:
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
+        self.cached_tokens = 0
         self.tool_calls = 0
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
+        # What the model backend may know of this run (affinity key, wire encodings, used ids).
+        self.scope = RunScope(session_affinity_key() or self.run_id, self.seen_ids)
 
     def add(self, usage: Usage) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         self.total_tokens += usage.total_tokens
+        self.cached_tokens += usage.cached_tokens
 
     def usage(self) -> Usage:
         return Usage(
@@ -202,6 +209,7 @@ class _Run:
             completion_tokens=self.completion_tokens,
             total_tokens=self.total_tokens,
             tool_calls=self.tool_calls,
+            cached_tokens=self.cached_tokens,
         )
 
 
@@ -502,7 +510,8 @@ class Agent(Generic[OutputT]):
                             yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(messages, tools, self.settings)
+                    with scope(run.scope):
+                        response = await self.model.request(messages, tools, self.settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -593,7 +602,12 @@ class Agent(Generic[OutputT]):
         response: ModelResponse | None = None
         events = self.model.stream(run.messages, tools, self.settings)
         try:
-            async for event in events:
+            while True:
+                with scope(run.scope):  # only while the model works, never across our yields
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        break
                 if isinstance(event, ResponseDone):
                     response = event.response
                 elif mode == 1:

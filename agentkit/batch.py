@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import hashlib
 import importlib
 import importlib.util
 import json
@@ -38,6 +39,7 @@ from typing import IO, Any
 import pydantic_core
 
 from ._progress import Progress
+from ._scope import session_affinity
 from ._sync import run_sync
 from .agent import Agent
 from .errors import (
@@ -315,8 +317,11 @@ async def _run_one(
     max_steps: int | None,
 ) -> None:
     record: dict[str, Any] = {"id": item.id, "index": item.index, "input": item.input}
+    # One prompt-cache key per input: a rerun of the same input (--resume) reuses it.
+    affinity = "input-" + hashlib.sha256(_key(item.id).encode()).hexdigest()[:24]
     try:
-        result = await agent.run(item.input, deps=deps, max_steps=max_steps)
+        with session_affinity(affinity):
+            result = await agent.run(item.input, deps=deps, max_steps=max_steps)
     except JOB_FATAL_ERRORS:
         raise
     except Exception as exc:
@@ -472,6 +477,7 @@ def batch_command(args: argparse.Namespace) -> int:
     sys.stderr.write(
         f"agentkit batch: {report.succeeded} succeeded, {report.failed} failed, "
         f"{report.skipped} skipped; {report.usage.requests} requests, "
-        f"{report.usage.total_tokens} tokens; results in {report.output}\n"
+        f"{report.usage.total_tokens} tokens ({report.usage.cached_tokens} prompt tokens "
+        f"from the cache); results in {report.output}\n"
     )
     return 0 if report.ok else 1

@@ -93,9 +93,11 @@ class Transport:
             self._last = (loop, pool)
         return pool.pick()
 
-    def _request_headers(self) -> Mapping[str, str] | None:
+    def _request_headers(self, extra: Mapping[str, str] | None = None) -> Mapping[str, str] | None:
         # Owned clients carry the headers already; a caller's client gets them per request.
-        return self.headers if self._user_client is not None else None
+        if self._user_client is None:
+            return extra
+        return self.headers if extra is None else {**self.headers, **extra}
 
     async def aclose(self) -> None:
         """Close the clients this transport created (never a caller's client)."""
@@ -145,8 +147,11 @@ class Transport:
             "It is retried; check the base URL and the network if it persists."
         )
 
-    async def post_json(self, url: httpx.URL, body: bytes, model: str) -> Any:
-        """POST ``body`` once (no retry) and return the decoded JSON reply."""
+    async def post_json(
+        self, url: httpx.URL, body: bytes, model: str, headers: Mapping[str, str] | None = None
+    ) -> Any:
+        """POST ``body`` once (no retry) and return the decoded JSON reply; ``headers`` are
+        sent on top of the transport's own."""
         if self.rate_limit is not None:
             await self.rate_limit.acquire()
         client, gate = self._client_and_gate()
@@ -154,10 +159,12 @@ class Transport:
         started = time.perf_counter() if debug else 0.0
         try:
             if gate is None:
-                response = await client.post(url, content=body, headers=self._request_headers())
+                response = await client.post(
+                    url, content=body, headers=self._request_headers(headers)
+                )
             else:
                 async with gate:
-                    response = await client.post(url, content=body, headers=None)
+                    response = await client.post(url, content=body, headers=headers)
         except httpx.HTTPError as exc:
             raise self._transport_error(exc, model, url) from exc
         content = response.content
@@ -182,7 +189,7 @@ class Transport:
 
     @asynccontextmanager
     async def open_stream(
-        self, url: httpx.URL, body: bytes, model: str
+        self, url: httpx.URL, body: bytes, model: str, headers: Mapping[str, str] | None = None
     ) -> AsyncIterator[httpx.Response]:
         """POST ``body`` for a streamed reply; yields the response once its status is OK."""
         if self.rate_limit is not None:
@@ -190,7 +197,9 @@ class Transport:
         client, gate = self._client_and_gate()
         debug = logger.isEnabledFor(logging.DEBUG)
         started = time.perf_counter() if debug else 0.0
-        request = client.build_request("POST", url, content=body, headers=self._request_headers())
+        request = client.build_request(
+            "POST", url, content=body, headers=self._request_headers(headers)
+        )
         if gate is not None:
             await gate.acquire()
         try:

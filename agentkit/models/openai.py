@@ -42,6 +42,10 @@ class OpenAICompatible(HTTPModel):
     (``recover_text_calls``). Retries, errors and ``rate_limit`` work as for
     :class:`~agentkit.models.WorkersAI`; ``stream_usage`` asks for token usage at the end of
     streams (``stream_options``), which some older servers do not accept.
+
+    ``session_affinity`` (off by default here; on for :meth:`WorkersAI.openai`, whose endpoint
+    uses it): ``True`` sends ``x-session-affinity`` with one key per run, a string sends that
+    key on every request.
     """
 
     def __init__(
@@ -61,6 +65,7 @@ class OpenAICompatible(HTTPModel):
         backoff_base: float = 0.5,
         backoff_max: float = 8.0,
         limits: httpx.Limits | None = None,
+        session_affinity: bool | str = False,
         _hints: Hints = _HINTS,
     ) -> None:
         self._base_url = base_url.rstrip("/")
@@ -81,6 +86,7 @@ class OpenAICompatible(HTTPModel):
             http_client=http_client,
             limits=limits,
         )
+        self._set_session_affinity(session_affinity)
 
     @property
     def base_url(self) -> str:
@@ -103,39 +109,35 @@ class OpenAICompatible(HTTPModel):
     def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [tool.definition("function") for tool in tools]
 
-    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        wire: list[dict[str, Any]] = []
-        for message in messages:
-            role = message.role
-            if role == "assistant" and message.tool_calls:
-                wire.append(
+    _wire_format = "openai"
+
+    def _wire_message(
+        self, message: Message, messages: Sequence[Message], index: int
+    ) -> dict[str, Any]:
+        role = message.role
+        if role == "assistant" and message.tool_calls:
+            return {
+                "role": "assistant",
+                "content": message.content or "",
+                "tool_calls": [
                     {
-                        "role": "assistant",
-                        "content": message.content or "",
-                        "tool_calls": [
-                            {
-                                "id": call.id,
-                                "type": "function",
-                                "function": {
-                                    "name": call.name,
-                                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                                },
-                            }
-                            for call in message.tool_calls
-                        ],
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                        },
                     }
-                )
-            elif role == "tool":
-                wire.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": message.tool_call_id or "",
-                        "content": message.content or "",
-                    }
-                )
-            else:
-                wire.append({"role": role, "content": message.content or ""})
-        return wire
+                    for call in message.tool_calls
+                ],
+            }
+        if role == "tool":
+            return {
+                "role": "tool",
+                "tool_call_id": message.tool_call_id or "",
+                "content": message.content or "",
+            }
+        return {"role": role, "content": message.content or ""}
 
     def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
         choices = data.get("choices") if isinstance(data, dict) else None

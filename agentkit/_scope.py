@@ -1,0 +1,103 @@
+"""What a model request may know about the run it serves, without a wider ``Model`` protocol.
+
+The loop opens a :class:`RunScope` around each model request (a context variable, so concurrent
+runs on one event loop never see each other's). HTTP backends read it to
+
+- send the run's session-affinity key (``x-session-affinity``), so every request of one run
+  reaches the replica that holds its cached prompt prefix;
+- encode each message of the transcript for the wire once per run, not once per request;
+- know the tool-call ids already used in the transcript, without scanning it each step.
+
+A model called outside a run (``model.request(...)`` directly) sees no scope and works as
+before. Users choose the key of the runs they start with :func:`session_affinity`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from .errors import ConfigurationError
+
+__all__ = ["RunScope", "current_scope", "scope", "session_affinity", "session_affinity_key"]
+
+_MAX_KEY = 256
+
+
+class RunScope:
+    """The state one run shares with the model backends it calls.
+
+    ``wire`` maps ``(id(message), wire format)`` to ``(message, encoded bytes)``: the message
+    is kept to check identity (an id alone could be reused by a new object). The loop never
+    changes a message once it is in the transcript; a tool that edits
+    ``ToolContext.messages`` must replace messages, not mutate them, to be seen.
+    """
+
+    __slots__ = ("affinity_key", "seen_ids", "wire")
+
+    def __init__(self, affinity_key: str | None, seen_ids: set[str]) -> None:
+        self.affinity_key = affinity_key
+        self.seen_ids = seen_ids  # call ids already in the transcript (kept by the loop)
+        self.wire: dict[tuple[int, str], tuple[Any, bytes]] = {}
+
+
+_scope: ContextVar[RunScope | None] = ContextVar("agentkit_run_scope", default=None)
+_user_key: ContextVar[str | None] = ContextVar("agentkit_session_affinity", default=None)
+
+
+def current_scope() -> RunScope | None:
+    """The scope of the run whose model request is being made, if any."""
+    return _scope.get()
+
+
+@contextmanager
+def scope(run_scope: RunScope) -> Iterator[None]:
+    """Make ``run_scope`` current for the model request made inside the block."""
+    token = _scope.set(run_scope)
+    try:
+        yield
+    finally:
+        _scope.reset(token)
+
+
+def check_affinity_key(key: Any, what: str = "session affinity key") -> str:
+    """``key`` if it can travel in an HTTP header, else a :class:`ValueError` saying why."""
+    if not isinstance(key, str) or not key:
+        raise ValueError(f"the {what} must be a non-empty string, got {key!r}")
+    if len(key) > _MAX_KEY:
+        raise ValueError(f"the {what} has {len(key)} characters; at most {_MAX_KEY} are allowed")
+    if not all(" " < c <= "~" for c in key):
+        raise ValueError(
+            f"the {what} {key!r} may hold only visible ASCII characters (no spaces or "
+            "control characters): it is sent as an HTTP header"
+        )
+    return key
+
+
+@contextmanager
+def session_affinity(key: str) -> Iterator[None]:
+    """Runs started inside the block send ``key`` as their session-affinity key.
+
+    By default each run uses its own run id. Give one key to every run of a conversation (a
+    session id) or to every attempt at one input (a batch input id), so their requests reach
+    the replica that holds the cached prompt prefix::
+
+        with session_affinity(f"chat-{session_id}"):
+            result = await agent.run(prompt, message_history=history)
+    """
+    try:
+        check_affinity_key(key)
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    token = _user_key.set(key)
+    try:
+        yield
+    finally:
+        _user_key.reset(token)
+
+
+def session_affinity_key() -> str | None:
+    """The key set by the innermost :func:`session_affinity` block, if any."""
+    return _user_key.get()
