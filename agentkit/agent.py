@@ -35,6 +35,7 @@ from typing import Any, Generic, Literal
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._repeats import RepeatGuard
 from ._scope import RunScope, scope, session_affinity_key
 from ._sync import run_sync
 from .errors import (
@@ -42,6 +43,7 @@ from .errors import (
     MaxStepsExceeded,
     ModelResponseError,
     OutputValidationError,
+    RepeatedToolCallsError,
     ToolApprovalDenied,
     ToolError,
     ToolExecutionError,
@@ -87,6 +89,10 @@ ApproveCallback = Callable[[ToolCall], "bool | Awaitable[bool]"]
 
 _FINAL_ANSWER_PROMPT = (
     "You have used all your steps. Do not call any tool. "
+    "Reply now with your best final answer from what you know so far."
+)
+_REPEAT_FINAL_PROMPT = (
+    "You keep repeating tool calls whose results you already have. Do not call any tool. "
     "Reply now with your best final answer from what you know so far."
 )
 _CANCELLED = "The call was cancelled before it finished; there is no result."
@@ -170,6 +176,7 @@ class _Run:
         "messages",
         "output_failures",
         "prompt_tokens",
+        "repeats",
         "requests",
         "run_id",
         "scope",
@@ -180,7 +187,7 @@ class _Run:
         "total_tokens",
     )
 
-    def __init__(self, messages: list[Message], deps: Any) -> None:
+    def __init__(self, messages: list[Message], deps: Any, max_repeats: int | None) -> None:
         self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
         self.messages = messages
         self.deps = deps
@@ -192,6 +199,7 @@ class _Run:
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
+        self.repeats = RepeatGuard(max_repeats) if max_repeats is not None else None
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
         # What the model backend may know of this run (affinity key, wire encodings, used ids).
         self.scope = RunScope(session_affinity_key() or self.run_id, self.seen_ids)
@@ -242,6 +250,12 @@ class Agent(Generic[OutputT]):
         retries: the default number of failed calls in a row a tool may make
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
+        max_repeats: a call identical to one already answered in the run (same tool, same
+            arguments) is not run again: the earlier result goes back with a note that the
+            model has it. After this many such repeats the next one ends the run, as
+            ``on_max_steps`` says: :class:`~agentkit.errors.RepeatedToolCallsError`, or one
+            last request for the final answer. ``None`` runs every call (for tools whose
+            result changes between identical calls).
     """
 
     def __init__(
@@ -263,6 +277,7 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
         retries: int = 2,
         approve_all: bool = False,
+        max_repeats: int | None = 2,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -286,6 +301,10 @@ class Agent(Generic[OutputT]):
             )
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+        if max_repeats is not None and max_repeats < 0:
+            raise ConfigurationError(
+                f"max_repeats must be None (no guard) or 0 or more, got {max_repeats}"
+            )
 
         self.model = model
         self.tools: tuple[Tool, ...] = tuple(
@@ -312,6 +331,7 @@ class Agent(Generic[OutputT]):
         self.max_total_tokens = max_total_tokens
         self.max_tool_output_chars = max_tool_output_chars
         self.retries = retries
+        self.max_repeats = max_repeats
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
         self._output: TypeAdapter[OutputT] | None = None
@@ -446,7 +466,7 @@ class Agent(Generic[OutputT]):
         new_input = _as_messages(prompt)
         if not new_input and not messages:
             raise ConfigurationError("nothing to run: pass a prompt or a message_history")
-        run = _Run(messages, deps)
+        run = _Run(messages, deps, self.max_repeats)
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
@@ -475,6 +495,15 @@ class Agent(Generic[OutputT]):
                     if run.exhausted is not None:
                         name, why = run.exhausted
                         raise ToolRetriesExceeded(why, tool_name=name)
+                    if run.repeats is not None and run.repeats.exceeded and not final_request:
+                        if self.on_max_steps != "final_answer":
+                            raise RepeatedToolCallsError(
+                                f"{run.repeats.describe()}; the run is stopped. Pass "
+                                "on_max_steps='final_answer' to ask for a best answer instead, "
+                                "or max_repeats=None if identical calls can give new results"
+                            )
+                        final_request = True
+                        messages.append(_message("user", _REPEAT_FINAL_PROMPT))
                     if last is not None:
                         yield StepFinished(run.steps, last.usage)
                 if new_input:
@@ -482,8 +511,8 @@ class Agent(Generic[OutputT]):
                     new_input = []
 
                 # 2. Limits, checked before each request.
-                if run.steps >= limit:
-                    if self.on_max_steps != "final_answer" or final_request:
+                if run.steps >= limit and not final_request:
+                    if self.on_max_steps != "final_answer":
                         raise MaxStepsExceeded(
                             f"the run made {run.steps} model requests (max_steps={limit}) without "
                             "a final answer; raise max_steps, or pass on_max_steps='final_answer' "
@@ -694,7 +723,10 @@ class Agent(Generic[OutputT]):
         started = time.perf_counter()
         run.tool_calls += 1
         tool = self._tools.get(call.name)
-        if tool is None:
+        repeated = run.repeats.answer(call) if run.repeats is not None else None
+        if repeated is not None:  # answered before in this run: the same result, with a note
+            result = repeated
+        elif tool is None:
             names = ", ".join(self._tools) or "none"
             error: ToolError = UnknownToolError(
                 f"There is no tool named {call.name!r}. Available tools: {names}.",
@@ -737,6 +769,8 @@ class Agent(Generic[OutputT]):
                 result = result.model_copy(
                     update={"content": _cut(content, self.max_tool_output_chars)}
                 )
+            if run.repeats is not None:
+                run.repeats.remember(call, result)
         if _log.isEnabledFor(_DEBUG):
             _log.debug(
                 "run %s tool %s (%s): %s in %.1f ms, %d chars",

@@ -1,0 +1,82 @@
+"""Calls a run has already answered: a model that repeats itself gets the earlier result back.
+
+Small models often call the same tool with the same arguments turn after turn until
+``max_steps``. Within one run, a call identical to one already answered (same tool, same
+arguments once put in canonical form: keys sorted, compact JSON) does not run again: it is
+answered with the earlier result and a note that the model already has it. A call whose
+earlier result was an error is not remembered (it runs again, within the tool's retry budget).
+After ``limit`` such repeats, the next one ends the run (see ``Agent(max_repeats=...)``).
+"""
+
+from __future__ import annotations
+
+import json
+
+from .messages import ToolCall, ToolResult
+
+__all__ = ["RepeatGuard"]
+
+_NOTE = (
+    "You already called {name} with these same arguments, and this is its result again:\n"
+    "{content}\n"
+    "[Do not repeat this call: use the result above, call something else, or give your final "
+    "answer.]"
+)
+
+
+def _key(call: ToolCall) -> tuple[str, str] | None:
+    try:
+        args = json.dumps(call.arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    except (TypeError, ValueError):  # arguments that are not plain JSON are never compared
+        return None
+    return call.name, args
+
+
+class RepeatGuard:
+    """The answered calls of one run, and how many repeats it has had."""
+
+    __slots__ = ("_answered", "limit", "repeats", "tools")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.repeats = 0
+        self.tools: list[str] = []  # the tool of each repeat, in order
+        self._answered: dict[tuple[str, str], str] = {}
+
+    def answer(self, call: ToolCall) -> ToolResult | None:
+        """The earlier result (with the note) if ``call`` repeats an answered one, else None."""
+        if not self._answered:
+            return None
+        key = _key(call)
+        content = self._answered.get(key) if key is not None else None
+        if content is None:
+            return None
+        self.repeats += 1
+        self.tools.append(call.name)
+        return ToolResult(
+            content=_NOTE.format(name=call.name, content=content),
+            value=None,
+            is_error=False,
+            tool_call_id=None,
+            name=None,
+        )
+
+    def remember(self, call: ToolCall, result: ToolResult) -> None:
+        """Keep a successful result so an identical later call can be answered from it."""
+        if result.is_error:
+            return
+        key = _key(call)
+        if key is not None:
+            self._answered.setdefault(key, result.content)
+
+    @property
+    def exceeded(self) -> bool:
+        """More repeats than ``limit``: the run should end."""
+        return self.repeats > self.limit
+
+    def describe(self) -> str:
+        names = ", ".join(dict.fromkeys(self.tools))
+        return (
+            f"the model repeated calls it already had the results of {self.repeats} times "
+            f"(max_repeats={self.limit}; tools: {names})"
+        )
