@@ -5,7 +5,8 @@ Small models often call the same tool with the same arguments turn after turn un
 arguments once put in canonical form: keys sorted, compact JSON) does not run again: it is
 answered with the earlier result and a note that the model already has it. A call whose
 earlier result was an error is not remembered (it runs again, within the tool's retry budget).
-After ``limit`` such repeats, the next one ends the run (see ``Agent(max_repeats=...)``).
+After ``limit`` such repeats, the next one ends the run (see ``Agent(max_repeats=...,
+on_repeat=...)``): one last request for the final answer, or an error.
 """
 
 from __future__ import annotations

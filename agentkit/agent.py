@@ -253,9 +253,11 @@ class Agent(Generic[OutputT]):
         max_repeats: a call identical to one already answered in the run (same tool, same
             arguments) is not run again: the earlier result goes back with a note that the
             model has it. After this many such repeats the next one ends the run, as
-            ``on_max_steps`` says: :class:`~agentkit.errors.RepeatedToolCallsError`, or one
-            last request for the final answer. ``None`` runs every call (for tools whose
-            result changes between identical calls).
+            ``on_repeat`` says. ``None`` runs every call (for tools whose result changes
+            between identical calls).
+        on_repeat: ``"final_answer"`` (one last request, without tools, for the best answer)
+            or ``"raise"`` (:class:`~agentkit.errors.RepeatedToolCallsError`) once the model
+            has gone over ``max_repeats``.
     """
 
     def __init__(
@@ -278,6 +280,7 @@ class Agent(Generic[OutputT]):
         retries: int = 2,
         approve_all: bool = False,
         max_repeats: int | None = 2,
+        on_repeat: Literal["final_answer", "raise"] = "final_answer",
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -301,6 +304,10 @@ class Agent(Generic[OutputT]):
             )
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+        if on_repeat not in ("raise", "final_answer"):
+            raise ConfigurationError(
+                f"on_repeat must be 'final_answer' or 'raise', got {on_repeat!r}"
+            )
         if max_repeats is not None and max_repeats < 0:
             raise ConfigurationError(
                 f"max_repeats must be None (no guard) or 0 or more, got {max_repeats}"
@@ -332,6 +339,7 @@ class Agent(Generic[OutputT]):
         self.max_tool_output_chars = max_tool_output_chars
         self.retries = retries
         self.max_repeats = max_repeats
+        self.on_repeat = on_repeat
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
         self._output: TypeAdapter[OutputT] | None = None
@@ -496,10 +504,10 @@ class Agent(Generic[OutputT]):
                         name, why = run.exhausted
                         raise ToolRetriesExceeded(why, tool_name=name)
                     if run.repeats is not None and run.repeats.exceeded and not final_request:
-                        if self.on_max_steps != "final_answer":
+                        if self.on_repeat == "raise":
                             raise RepeatedToolCallsError(
                                 f"{run.repeats.describe()}; the run is stopped. Pass "
-                                "on_max_steps='final_answer' to ask for a best answer instead, "
+                                "on_repeat='final_answer' to ask for a best answer instead, "
                                 "or max_repeats=None if identical calls can give new results"
                             )
                         final_request = True
@@ -726,6 +734,7 @@ class Agent(Generic[OutputT]):
         repeated = run.repeats.answer(call) if run.repeats is not None else None
         if repeated is not None:  # answered before in this run: the same result, with a note
             result = repeated
+            run.failures.pop(call.name, None)  # a success, as far as the retry budget goes
         elif tool is None:
             names = ", ".join(self._tools) or "none"
             error: ToolError = UnknownToolError(

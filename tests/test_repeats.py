@@ -79,7 +79,13 @@ async def test_a_repeated_call_is_answered_from_the_earlier_result_with_a_note()
 
 
 async def test_after_max_repeats_the_run_ends_with_a_clear_error() -> None:
-    agent = Agent(repeating(answer_after=None), tools=[weather], max_steps=50, max_repeats=2)
+    agent = Agent(
+        repeating(answer_after=None),
+        tools=[weather],
+        max_steps=50,
+        max_repeats=2,
+        on_repeat="raise",
+    )
     with pytest.raises(
         RepeatedToolCallsError, match=r"3 times \(max_repeats=2; tools: weather\)"
     ) as info:
@@ -128,7 +134,16 @@ async def test_repeats_are_counted_per_run() -> None:
     assert RUNS == ["Paris"] * 3
 
 
-def test_a_negative_limit_is_refused() -> None:
+def test_bad_settings_are_refused() -> None:
     model = FunctionModel(lambda m, t: ModelResponse(text="x"))
     with pytest.raises(ConfigurationError, match="max_repeats"):
         Agent(model, max_repeats=-1)
+    with pytest.raises(ConfigurationError, match="on_repeat must be 'final_answer' or 'raise'"):
+        Agent(model, on_repeat="stop")  # type: ignore[arg-type]
+
+
+async def test_endless_identical_calls_end_early_with_a_final_answer() -> None:
+    model = repeating(answer_after=None)
+    result = await Agent(model, tools=[weather], max_steps=10).run("Weather?")
+    assert result.output == "Sunny in Paris."
+    assert result.steps == 5  # 1 call + 3 repeats + 1 final request, not 10 requests
