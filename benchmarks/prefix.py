@@ -20,6 +20,7 @@ Run by hand::
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import sys
 from collections.abc import Awaitable, Callable
@@ -111,7 +112,7 @@ def measure(name: str, run: Callable[[str], Awaitable[None]]) -> dict[str, Any] 
             return None
         requests = list(server.requests)
     bodies = [r.raw for r in requests]
-    shared = [0] + [_common(a, b) for a, b in zip(bodies, bodies[1:], strict=False)]
+    shared = [0] + [_common(a, b) for a, b in itertools.pairwise(bodies)]
     keys = {r.headers.get("x-session-affinity") for r in requests}
     return {
         "name": name,
@@ -130,8 +131,12 @@ def main() -> None:
         ("openai-agents (OpenAI route)", openai_agents_run),
     ]
     rows = [r for name, run in runs if (r := measure(name, run)) is not None]
-    print(f"{STEPS}-step run (9 tool calls, then the answer), Python {sys.version.split()[0]}, {os.cpu_count()} cores")
-    print("\nBody bytes per step, and the share of it that repeats the previous request byte for byte:\n")
+    print(
+        f"{STEPS}-step run (9 tool calls, then the answer), Python {sys.version.split()[0]}, {os.cpu_count()} cores"
+    )
+    print(
+        "\nBody bytes per step, and the share of it that repeats the previous request byte for byte:\n"
+    )
     print("| step | " + " | ".join(r["name"] for r in rows) + " |")
     print("|---:|" + "---:|" * len(rows))
     for step in range(max(r["steps"] for r in rows)):
@@ -143,7 +148,9 @@ def main() -> None:
             size, shared = r["sizes"][step], r["shared"][step]
             cells.append(f"{size:,} B, {shared / size:.0%}")
         print(f"| {step + 1} | " + " | ".join(cells) + " |")
-    print("\n| framework | requests | bytes sent | bytes repeating the previous request | prefix share, steps 2+ | x-session-affinity |")
+    print(
+        "\n| framework | requests | bytes sent | bytes repeating the previous request | prefix share, steps 2+ | x-session-affinity |"
+    )
     print("|---|---:|---:|---:|---:|---|")
     for r in rows:
         total, shared = sum(r["sizes"]), sum(r["shared"])

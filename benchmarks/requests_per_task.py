@@ -7,8 +7,8 @@ per task is time saved, whatever the CPU. Two measures, on scripted models (no n
    - *stubborn*: repeats the identical call forever (it never answers while tools are offered);
    - *repeats 3 times*: repeats the call three times, then answers;
    - *heeds the note*: repeats the call until a tool result says it already has it, then answers.
-   Each runs with ``max_steps=10`` with the guard off (``max_repeats=None``), on (the default,
-   ``max_repeats=2``) and on with ``on_max_steps="final_answer"``. Reported: requests per run
+   Each runs with ``max_steps=10`` with the guard off (``max_repeats=None``), on (the default:
+   ``max_repeats=2``, then one request for the final answer) and on with ``on_repeat="raise"``. Reported: requests per run
    and whether the run finished with an answer.
 
 2. **Summaries.** Requests to summarize 100,000 characters of English-like prose with
@@ -73,8 +73,8 @@ MODELS = {
 }
 POLICIES: dict[str, dict[str, Any]] = {
     "guard off": {"max_repeats": None},
-    "guard on (default)": {},
-    "guard on, final_answer": {"on_max_steps": "final_answer"},
+    "guard on (default: final answer)": {},
+    "guard on, on_repeat='raise'": {"on_repeat": "raise"},
 }
 
 
@@ -110,22 +110,24 @@ def corpus(chars: int, seed: int = 7) -> str:
     return " ".join(out)[:chars]
 
 
-def minimum_requests(chars: int, chunk_chars: int, fan_in: int) -> int:
-    """n = ceil(chars / chunk_chars) map requests, then ceil(n / fan_in^k) at each level, + final."""
-    n = math.ceil(chars / chunk_chars)
+def minimum_requests(tokens: int, chunk_tokens: int, fan_in: int) -> int:
+    """N = ceil(tokens / chunk_tokens) map requests; while more than ``fan_in`` summaries are
+    left, each level combines them in groups of ``fan_in`` (a group of one passes through,
+    costing nothing); then one final request. N = 1 takes one request in all."""
+    n = math.ceil(tokens / chunk_tokens)
     if n == 1:
         return 1
     total, level = n, n
     while level > fan_in:
+        total += level // fan_in + (1 if level % fan_in > 1 else 0)
         level = math.ceil(level / fan_in)
-        total += level
     return total + 1
 
 
 async def summary_rows(chars: int) -> list[tuple[str, int, int, int, int]]:
     text = corpus(chars)
     tokens = approx_tokens(text)
-    chars_per_token = len(text) / tokens
+    cap = approx_tokens(text[: MAX_CONTENT_CHARS - _PROMPT_RESERVE_CHARS])  # per-message limit
 
     def reply(messages: list[Message], tools: Any) -> ModelResponse:
         return ModelResponse(text="A summary. " * 40)  # about 110 tokens
@@ -142,11 +144,8 @@ async def summary_rows(chars: int) -> list[tuple[str, int, int, int, int]]:
         result = await summarize(
             text, FunctionModel(reply, record=False), settings=settings, **options
         )
-        cap = MAX_CONTENT_CHARS - _PROMPT_RESERVE_CHARS
-        chunk_chars = min(int(chunk * chars_per_token), cap)
-        rows.append(
-            (label, chunk, fan_in, result.requests, minimum_requests(chars, chunk_chars, fan_in))
-        )
+        minimum = minimum_requests(tokens, min(chunk, cap), fan_in)
+        rows.append((label, chunk, fan_in, result.requests, minimum))
     return rows
 
 
@@ -156,12 +155,15 @@ async def main_async() -> None:
     print("|---|---|---:|---|")
     for model_name, policy, requests, finished in await repeat_rows():
         print(f"| {model_name} | {policy} | {requests} | {'yes' if finished else 'no (error)'} |")
-    chars = 100_000
-    print(f"\nSummarizing {chars:,} characters (map-reduce, max_tokens=600):\n")
-    print("| sizing | chunk tokens | fan-in | requests | minimum by the formula |")
-    print("|---|---:|---:|---:|---:|")
-    for label, chunk, fan_in, requests, minimum in await summary_rows(chars):
-        print(f"| {label} | {chunk:,} | {fan_in} | {requests} | {minimum} |")
+    for chars in (100_000, 1_000_000):
+        print(f"\nSummarizing {chars:,} characters (map-reduce, max_tokens=600):\n")
+        print(
+            "| sizing | chunk tokens | fan-in | requests | per 100k chars | minimum by the formula |"
+        )
+        print("|---|---:|---:|---:|---:|---:|")
+        for label, chunk, fan_in, requests, minimum in await summary_rows(chars):
+            per = requests * 100_000 / chars
+            print(f"| {label} | {chunk:,} | {fan_in} | {requests} | {per:.1f} | {minimum} |")
 
 
 if __name__ == "__main__":
