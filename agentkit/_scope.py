@@ -29,10 +29,10 @@ _MAX_KEY = 256
 class RunScope:
     """The state one run shares with the model backends it calls.
 
-    ``wire`` maps ``(id(message), wire format)`` to ``(message, encoded bytes)``: the message
-    is kept to check identity (an id alone could be reused by a new object). The loop never
-    changes a message once it is in the transcript; a tool that edits
-    ``ToolContext.messages`` must replace messages, not mutate them, to be seen.
+    ``wire`` maps a wire format to ``(messages, items)``: the transcript as last encoded (the
+    message objects, to check that a new request starts with them) and each one's bytes. The loop never changes a message once it is in the transcript; a tool that edits
+    ``ToolContext.messages`` in place makes the next request encode the transcript anew
+    (replacing or removing a message is noticed; changing a message object's fields is not).
     """
 
     __slots__ = ("affinity_key", "seen_ids", "wire")
@@ -40,7 +40,7 @@ class RunScope:
     def __init__(self, affinity_key: str | None, seen_ids: set[str]) -> None:
         self.affinity_key = affinity_key
         self.seen_ids = seen_ids  # call ids already in the transcript (kept by the loop)
-        self.wire: dict[tuple[int, str], tuple[Any, bytes]] = {}
+        self.wire: dict[str, tuple[list[Any], list[bytes]]] = {}
 
 
 _scope: ContextVar[RunScope | None] = ContextVar("agentkit_run_scope", default=None)

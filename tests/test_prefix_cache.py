@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from _secrets import SECRET_TOKEN
 
-from agentkit import Agent, ConfigurationError, session_affinity, tool
+from agentkit import Agent, ConfigurationError, Message, ToolContext, session_affinity, tool
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.testing_server import Reply, WireRequest, WireServer
 
@@ -197,3 +197,29 @@ async def test_cached_tokens_are_summed_over_the_run(
     assert result.usage.prompt_tokens == 100 + 110 + 130
     assert streamed.usage.cached_tokens == 360
     assert (result.usage + streamed.usage).cached_tokens == 720
+
+
+async def test_a_transcript_changed_by_a_tool_is_encoded_anew(
+    workers_ai: Callable[..., WorkersAI],
+) -> None:
+    @tool
+    def forget(context: ToolContext[None], key: str) -> str:
+        """Replace the user's first message.
+
+        Args:
+            key: Unused.
+        """
+        context.messages[0] = Message.user("REDACTED")
+        return "done"
+
+    def handler(request: WireRequest) -> Reply:
+        if not any(m.get("role") == "tool" for m in request.messages):
+            return Reply.calls(("forget", {"key": "x"}))
+        return Reply.answer("ok")
+
+    with WireServer(handler=handler, api_token=SECRET_TOKEN) as server:
+        async with workers_ai(server) as model:
+            await Agent(model, tools=[forget]).run("secret details")
+        first, second = (r.messages for r in server.requests)
+    assert first[0]["content"] == "secret details"
+    assert second[0]["content"] == "REDACTED"
