@@ -2,7 +2,7 @@
 
 Small models often call the same tool with the same arguments turn after turn until
 ``max_steps``. Within one run, a call identical to one already answered (same tool, same
-arguments once put in canonical form: keys sorted, compact JSON) does not run again: it is
+arguments, dict keys in any order) does not run again: it is
 answered with the earlier result and a note that the model already has it. A call whose
 earlier result was an error is not remembered (it runs again, within the tool's retry budget).
 After ``limit`` such repeats, the next one ends the run (see ``Agent(max_repeats=...,
@@ -11,7 +11,7 @@ on_repeat=...)``): one last request for the final answer, or an error.
 
 from __future__ import annotations
 
-import json
+from typing import Any
 
 from .messages import ToolCall, ToolResult
 
@@ -25,12 +25,18 @@ _NOTE = (
 )
 
 
-def _key(call: ToolCall) -> tuple[str, str] | None:
-    try:
-        args = json.dumps(call.arguments, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    except (TypeError, ValueError):  # arguments that are not plain JSON are never compared
-        return None
-    return call.name, args
+def _canonical(value: Any) -> Any:
+    """Dicts (at any depth) with their keys sorted; everything else as it is."""
+    if isinstance(value, dict):
+        return sorted((str(k), _canonical(v)) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return [_canonical(v) for v in value]
+    return value
+
+
+def _key(call: ToolCall) -> tuple[str, str]:
+    # repr keeps types apart (1, 1.0 and True differ, as in JSON), and costs less than JSON.
+    return call.name, repr(_canonical(call.arguments))
 
 
 class RepeatGuard:
@@ -41,18 +47,20 @@ class RepeatGuard:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.repeats = 0
-        self.tools: list[str] = []  # the tool of each repeat, in order
-        self._answered: dict[tuple[str, str], str] = {}
+        self.tools: list[str] | None = None  # the tool of each repeat, in order
+        # Made on first use: a run that calls no tool keeps one object alive, not three.
+        self._answered: dict[tuple[str, str], str] | None = None
 
     def answer(self, call: ToolCall) -> ToolResult | None:
         """The earlier result (with the note) if ``call`` repeats an answered one, else None."""
         if not self._answered:
             return None
-        key = _key(call)
-        content = self._answered.get(key) if key is not None else None
+        content = self._answered.get(_key(call))
         if content is None:
             return None
         self.repeats += 1
+        if self.tools is None:
+            self.tools = []
         self.tools.append(call.name)
         return ToolResult(
             content=_NOTE.format(name=call.name, content=content),
@@ -66,9 +74,9 @@ class RepeatGuard:
         """Keep a successful result so an identical later call can be answered from it."""
         if result.is_error:
             return
-        key = _key(call)
-        if key is not None:
-            self._answered.setdefault(key, result.content)
+        if self._answered is None:
+            self._answered = {}
+        self._answered.setdefault(_key(call), result.content)
 
     @property
     def exceeded(self) -> bool:
@@ -76,7 +84,7 @@ class RepeatGuard:
         return self.repeats > self.limit
 
     def describe(self) -> str:
-        names = ", ".join(dict.fromkeys(self.tools))
+        names = ", ".join(dict.fromkeys(self.tools or ()))
         return (
             f"the model repeated calls it already had the results of {self.repeats} times "
             f"(max_repeats={self.limit}; tools: {names})"

@@ -16,12 +16,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
+from contextvars import ContextVar, Token
 from typing import Any
 
 from .errors import ConfigurationError
 
-__all__ = ["RunScope", "current_scope", "scope", "session_affinity", "session_affinity_key"]
+__all__ = ["RunScope", "current_scope", "session_affinity", "session_affinity_key"]
 
 _MAX_KEY = 256
 
@@ -35,12 +35,23 @@ class RunScope:
     (replacing or removing a message is noticed; changing a message object's fields is not).
     """
 
-    __slots__ = ("affinity_key", "seen_ids", "wire")
+    __slots__ = ("_token", "affinity_key", "seen_ids", "wire")
 
     def __init__(self, affinity_key: str | None, seen_ids: set[str]) -> None:
         self.affinity_key = affinity_key
         self.seen_ids = seen_ids  # call ids already in the transcript (kept by the loop)
         self.wire: dict[str, tuple[list[Any], list[bytes]]] = {}
+        self._token: Token[RunScope | None] | None = None
+
+    # ``with run_scope:`` makes it current for the model request inside the block. A run makes
+    # one request at a time, so one token slot is enough (and no extra object per request).
+    def __enter__(self) -> None:
+        self._token = _scope.set(self)
+
+    def __exit__(self, *exc: object) -> None:
+        if self._token is not None:
+            _scope.reset(self._token)
+            self._token = None
 
 
 _scope: ContextVar[RunScope | None] = ContextVar("agentkit_run_scope", default=None)
@@ -50,16 +61,6 @@ _user_key: ContextVar[str | None] = ContextVar("agentkit_session_affinity", defa
 def current_scope() -> RunScope | None:
     """The scope of the run whose model request is being made, if any."""
     return _scope.get()
-
-
-@contextmanager
-def scope(run_scope: RunScope) -> Iterator[None]:
-    """Make ``run_scope`` current for the model request made inside the block."""
-    token = _scope.set(run_scope)
-    try:
-        yield
-    finally:
-        _scope.reset(token)
 
 
 def check_affinity_key(key: Any, what: str = "session affinity key") -> str:

@@ -36,7 +36,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
 from ._repeats import RepeatGuard
-from ._scope import RunScope, scope, session_affinity_key
+from ._scope import RunScope, session_affinity_key
 from ._sync import run_sync
 from .errors import (
     ConfigurationError,
@@ -547,7 +547,7 @@ class Agent(Generic[OutputT]):
                             yield event
                     assert response is not None
                 else:
-                    with scope(run.scope):
+                    with run.scope:  # what the backend may know of this run (see _scope)
                         response = await self.model.request(messages, tools, self.settings)
                 run.steps += 1
                 run.requests += 1
@@ -640,7 +640,7 @@ class Agent(Generic[OutputT]):
         events = self.model.stream(run.messages, tools, self.settings)
         try:
             while True:
-                with scope(run.scope):  # only while the model works, never across our yields
+                with run.scope:  # only while the model works, never across our yields
                     try:
                         event = await anext(events)
                     except StopAsyncIteration:

@@ -9,10 +9,13 @@ calls, a short result, a pause per model request):
 - **runs in flight**: runs started together, all truly overlapping (1, 100, 1,000, 10,000;
   peers stop at ``--peer-max-flight``, their time per run makes more too long for a shared
   machine). ``--gc-freeze`` calls ``gc.freeze()`` after the warm-up, to see what the cyclic
-  garbage collector's scans of long-lived objects cost.
+  garbage collector's scans of long-lived objects cost; ``--gc-threshold N`` sets the first
+  generation's threshold (700 by default), so collections run less often.
 
 Each point is the process CPU time of whole runs divided by their model steps, in µs, best of
-``--repeat``; sequential runs go on until ``--budget`` seconds of CPU (at least 3 runs).
+``--repeat``; sequential runs (or batches of runs in flight) go on until ``--budget`` seconds of
+CPU (at least 3 runs, or one batch). In-flight points also give the share of that CPU spent in
+the garbage collector (timed through ``gc.callbacks``).
 
 Run by hand::
 
@@ -51,23 +54,56 @@ async def sequential_point(name: str, task: Task, budget: float, repeat: int) ->
     return best * 1e6
 
 
-async def flight_point(name: str, runs: int, repeat: int, freeze: bool) -> float:
+class GCTimer:
+    """Time spent in the cyclic garbage collector, through ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.total = 0.0
+        self._start = 0.0
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.process_time()
+        else:
+            self.total += time.process_time() - self._start
+
+    def __enter__(self) -> GCTimer:
+        gc.callbacks.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        gc.callbacks.remove(self)
+
+
+async def flight_point(
+    name: str, runs: int, repeat: int, freeze: bool, budget: float
+) -> tuple[float, float]:
+    """``(µs of CPU per step, share of it in the garbage collector)`` with ``runs`` in flight;
+    batches of ``runs`` repeat until ``budget`` seconds of CPU."""
     run_once = FRAMEWORKS[name](DEFAULT)
     for _ in range(3):
         assert await run_once() == ANSWER
     if freeze:
         gc.collect()
         gc.freeze()
-    best = float("inf")
+    best, share = float("inf"), 0.0
     try:
         for _ in range(repeat):
-            cpu, _, overlap = await in_flight(run_once, runs)
-            assert overlap == runs, f"{name}: only {overlap} of {runs} runs overlapped"
-            best = min(best, cpu / (runs * DEFAULT.steps))
+            cpu = 0.0
+            batches = 0
+            with GCTimer() as timer:
+                while batches == 0 or cpu < budget:
+                    used, _, overlap = await in_flight(run_once, runs, collect=False)
+                    assert overlap == runs, f"{name}: only {overlap} of {runs} runs overlapped"
+                    cpu += used
+                    batches += 1
+            per_step = cpu / (batches * runs * DEFAULT.steps)
+            if per_step < best:
+                best, share = per_step, timer.total / cpu
     finally:
         if freeze:
             gc.unfreeze()
-    return best * 1e6
+    return best * 1e6, share
 
 
 CURVES = {
@@ -86,9 +122,14 @@ def main() -> None:
     parser.add_argument("--budget", type=float, default=0.3, help="CPU seconds per point")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--gc-freeze", action="store_true")
+    parser.add_argument(
+        "--gc-threshold", type=int, help="gc.set_threshold(N) for the first generation"
+    )
     args = parser.parse_args()
 
     names = available(args.only or list(FRAMEWORKS))
+    if args.gc_threshold:
+        gc.set_threshold(args.gc_threshold, *gc.get_threshold()[1:])
     curves = args.curve or [*CURVES, "flight"]
     print(f"Python {sys.version.split()[0]}; µs of CPU per model step, best of {args.repeat}")
     for curve in curves:
@@ -106,7 +147,11 @@ def main() -> None:
                     if peer and value > args.peer_max_flight:
                         cells.append("-")
                         continue
-                    us = asyncio.run(flight_point(name, value, args.repeat, args.gc_freeze))
+                    us, gc_share = asyncio.run(
+                        flight_point(name, value, args.repeat, args.gc_freeze, args.budget)
+                    )
+                    cells.append(f"{us:,.1f} (GC {gc_share:.0%})")
+                    continue
                 else:
                     task = replace(DEFAULT, **{field: value})
                     us = asyncio.run(sequential_point(name, task, args.budget, args.repeat))

@@ -34,9 +34,12 @@ MAX_CONTENT_CHARS = 131_072
 AFFINITY_HEADER = "x-session-affinity"
 
 
+_encode = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
 def dumps(value: Any) -> bytes:
-    """Compact JSON bytes."""
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    """Compact JSON bytes (one encoder for all: ``json.dumps`` with options builds one per call)."""
+    return _encode(value).encode()
 
 
 class HTTPModel:
