@@ -11,6 +11,7 @@ on_repeat=...)``): one last request for the final answer, or an error.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from .messages import ToolCall, ToolResult
@@ -34,9 +35,19 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _key(call: ToolCall) -> tuple[str, str]:
-    # repr keeps types apart (1, 1.0 and True differ, as in JSON), and costs less than JSON.
-    return call.name, repr(_canonical(call.arguments))
+def _key(call: ToolCall) -> Hashable:
+    """What identical calls share. Plain values (the usual case) cost a frozenset; nested ones
+    a canonical repr, which keeps 1, 1.0 and True apart as JSON does."""
+    args = call.arguments
+    try:
+        return call.name, frozenset(args.items())
+    except TypeError:  # lists or dicts among the values
+        return call.name, repr(_canonical(args))
+
+
+def _same_types(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    # 1 == 1.0 == True in a frozenset; a repeat must match in type too.
+    return all(type(v) is type(a.get(k)) for k, v in b.items())
 
 
 class RepeatGuard:
@@ -49,34 +60,34 @@ class RepeatGuard:
         self.repeats = 0
         self.tools: list[str] | None = None  # the tool of each repeat, in order
         # Made on first use: a run that calls no tool keeps one object alive, not three.
-        self._answered: dict[tuple[str, str], str] | None = None
+        self._answered: dict[Hashable, tuple[dict[str, Any], str]] | None = None
 
-    def answer(self, call: ToolCall) -> ToolResult | None:
-        """The earlier result (with the note) if ``call`` repeats an answered one, else None."""
-        if not self._answered:
-            return None
-        content = self._answered.get(_key(call))
-        if content is None:
-            return None
+    def check(self, call: ToolCall) -> tuple[Hashable, ToolResult | None]:
+        """``(key, earlier result with the note)`` if ``call`` repeats an answered one, else
+        ``(key, None)``; pass the key to :meth:`remember` with the call's result."""
+        key = _key(call)
+        found = self._answered.get(key) if self._answered else None
+        if found is None or not _same_types(found[0], call.arguments):
+            return key, None
         self.repeats += 1
         if self.tools is None:
             self.tools = []
         self.tools.append(call.name)
-        return ToolResult(
-            content=_NOTE.format(name=call.name, content=content),
+        return key, ToolResult(
+            content=_NOTE.format(name=call.name, content=found[1]),
             value=None,
             is_error=False,
             tool_call_id=None,
             name=None,
         )
 
-    def remember(self, call: ToolCall, result: ToolResult) -> None:
+    def remember(self, key: Hashable, call: ToolCall, result: ToolResult) -> None:
         """Keep a successful result so an identical later call can be answered from it."""
         if result.is_error:
             return
         if self._answered is None:
             self._answered = {}
-        self._answered.setdefault(_key(call), result.content)
+        self._answered.setdefault(key, (call.arguments, result.content))
 
     @property
     def exceeded(self) -> bool:

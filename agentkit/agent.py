@@ -731,7 +731,7 @@ class Agent(Generic[OutputT]):
         started = time.perf_counter()
         run.tool_calls += 1
         tool = self._tools.get(call.name)
-        repeated = run.repeats.answer(call) if run.repeats is not None else None
+        key, repeated = run.repeats.check(call) if run.repeats is not None else (None, None)
         if repeated is not None:  # answered before in this run: the same result, with a note
             result = repeated
             run.failures.pop(call.name, None)  # a success, as far as the retry budget goes
@@ -779,7 +779,7 @@ class Agent(Generic[OutputT]):
                     update={"content": _cut(content, self.max_tool_output_chars)}
                 )
             if run.repeats is not None:
-                run.repeats.remember(call, result)
+                run.repeats.remember(key, call, result)
         if _log.isEnabledFor(_DEBUG):
             _log.debug(
                 "run %s tool %s (%s): %s in %.1f ms, %d chars",

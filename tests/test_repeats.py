@@ -147,3 +147,30 @@ async def test_endless_identical_calls_end_early_with_a_final_answer() -> None:
     result = await Agent(model, tools=[weather], max_steps=10).run("Weather?")
     assert result.output == "Sunny in Paris."
     assert result.steps == 5  # 1 call + 3 repeats + 1 final request, not 10 requests
+
+
+@tool
+def echo(value: Any) -> str:
+    """Echo a value.
+
+    Args:
+        value: Anything.
+    """
+    RUNS.append(repr(value))
+    return repr(value)
+
+
+async def test_values_must_match_in_type_and_nested_keys_in_any_order() -> None:
+    model = ScriptedModel(
+        [
+            ToolCall(name="echo", arguments={"value": 1}),
+            ToolCall(name="echo", arguments={"value": True}),  # 1 == True, but not the same call
+            ToolCall(name="echo", arguments={"value": 1.0}),
+            ToolCall(name="echo", arguments={"value": {"a": [1, {"x": 1, "y": 2}], "b": 2}}),
+            ToolCall(name="echo", arguments={"value": {"b": 2, "a": [1, {"y": 2, "x": 1}]}}),
+            "done",
+        ]
+    )
+    result = await Agent(model, tools=[echo]).run("Go.")
+    assert RUNS == ["1", "True", "1.0", "{'a': [1, {'x': 1, 'y': 2}], 'b': 2}"]
+    assert "already called echo" in result.messages[-2].content
