@@ -37,6 +37,7 @@ from typing_extensions import TypeVar
 
 from ._repeats import RepeatGuard
 from ._scope import RunScope, session_affinity_key
+from ._selection import ToolSelector
 from ._sync import run_sync
 from .errors import (
     ConfigurationError,
@@ -258,6 +259,8 @@ class Agent(Generic[OutputT]):
         on_repeat: ``"final_answer"`` (one last request, without tools, for the best answer)
             or ``"raise"`` (:class:`~agentkit.errors.RepeatedToolCallsError`) once the model
             has gone over ``max_repeats``.
+        max_tools_per_request: offer the model only this many tools per request, those that best
+            fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
 
     def __init__(
@@ -281,6 +284,7 @@ class Agent(Generic[OutputT]):
         approve_all: bool = False,
         max_repeats: int | None = 2,
         on_repeat: Literal["final_answer", "raise"] = "final_answer",
+        max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -324,6 +328,7 @@ class Agent(Generic[OutputT]):
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
                 )
             self._tools[t.name] = t
+        self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
         self.settings = settings
@@ -536,7 +541,7 @@ class Agent(Generic[OutputT]):
                     )
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self.tools
+                tools = () if final_request else self._selector.select(messages)
                 started = time.perf_counter()
                 if stream:
                     response = None

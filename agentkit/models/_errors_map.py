@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._json import JSONNestingError, loads
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -23,7 +24,7 @@ from ..errors import (
     RequestTooLargeError,
     ServerError,
 )
-from ._redact import redact, snippet
+from ._redact import Secrets, redact, redact_bytes, snippet
 
 __all__ = [
     "QUOTA_CODES",
@@ -76,7 +77,7 @@ class Hints:
 
 def _parse_error_body(content: bytes) -> tuple[int | str | None, str]:
     try:
-        data = json.loads(content)
+        data = loads(content)
     except ValueError:
         text = content[:300].decode("utf-8", "replace").strip()
         return None, text or "(empty body)"
@@ -139,11 +140,10 @@ def error_from_response(
     *,
     model_name: str,
     hints: Hints = Hints(),
-    secret: str | None = None,
+    secret: Secrets = None,
 ) -> ModelHTTPError:
     """The :class:`ModelHTTPError` subclass for a failed reply, with a message that says what to do."""
-    if secret and len(secret) >= 8:  # (a very short test token would mangle the text)
-        content = content.replace(secret.encode(), b"***")  # before any cut could split it
+    content = redact_bytes(content, secret)  # before any cut could split it
     code, detail = _parse_error_body(content)
     detail = redact(detail, secret)
     cls: type[ModelHTTPError] | None = _CODE_CLASS.get(code) if isinstance(code, int) else None
@@ -189,9 +189,19 @@ def error_from_response(
 
 
 def unreadable(
-    model: str, content_type: str | None, content: bytes, secret: str | None = None
+    model: str,
+    content_type: str | None,
+    content: bytes,
+    secret: Secrets = None,
+    problem: ValueError | None = None,
 ) -> ModelResponseError:
+    """The error for a reply that is not JSON (``problem``: the parser's error, if any)."""
     start = snippet(content[:4096].decode("utf-8", "replace"), secret)
+    if isinstance(problem, JSONNestingError):
+        return ModelResponseError(
+            f"{model}: the reply nests JSON arrays or objects too deeply to read ({len(content)} "
+            f"bytes, starting {start!r}); no model answer does that: the server misbehaves."
+        )
     return ModelResponseError(
         f"{model}: the reply is not valid JSON (content type {content_type or 'missing'!s}, "
         f"{len(content)} bytes, starting {start!r}). The URL may point at something that is "
