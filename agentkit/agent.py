@@ -175,6 +175,7 @@ class _Run:
         "exhausted",
         "failures",
         "messages",
+        "offered",
         "output_failures",
         "prompt_tokens",
         "repeats",
@@ -200,6 +201,7 @@ class _Run:
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
+        self.offered: tuple[Tool, ...] = ()  # the tools of the last request with tools
         self.repeats = RepeatGuard(max_repeats) if max_repeats is not None else None
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
         # What the model backend may know of this run (affinity key, wire encodings, used ids).
@@ -541,7 +543,9 @@ class Agent(Generic[OutputT]):
                     )
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self._selector.select(messages)
+                tools: tuple[Tool, ...] = ()
+                if not final_request:  # the run's earlier offer stays in place: a stable prefix
+                    tools = run.offered = self._selector.select(messages, run.offered)
                 started = time.perf_counter()
                 if stream:
                     response = None

@@ -223,3 +223,42 @@ async def test_a_transcript_changed_by_a_tool_is_encoded_anew(
         first, second = (r.messages for r in server.requests)
     assert first[0]["content"] == "secret details"
     assert second[0]["content"] == "REDACTED"
+
+
+async def test_tool_selection_keeps_the_runs_offer_so_the_prefix_holds(
+    workers_ai: Callable[..., WorkersAI],
+) -> None:
+    from test_tool_selection import TOOLS
+
+    result_text = (
+        "Sent. Ana replied: check my flight status, book a taxi ride and a hotel room, "
+        "and the weather forecast"
+    )
+
+    def handler(request: WireRequest) -> Reply:
+        done = sum(1 for m in request.messages if m.get("role") == "tool")
+        if done < 2:
+            return Reply.calls(("send_email", {"query": f"Ana {done}"}))
+        return Reply.answer("Done.")
+
+    @tool(name="send_email")
+    def send_email(query: str) -> str:
+        """Send an email.
+
+        Args:
+            query: To whom and what.
+        """
+        return result_text
+
+    tools = [send_email if t.name == "send_email" else t for t in TOOLS]
+    with WireServer(handler=handler, api_token=SECRET_TOKEN) as server:
+        async with workers_ai(server) as model:
+            agent = Agent(model, tools=tools, max_tools_per_request=4)
+            await agent.run("Send an email to Ana about the invoice")
+        bodies = [r.raw for r in server.requests]
+        offered = [[t["function"]["name"] for t in r.body["tools"]] for r in server.requests]
+    # The tool results talk of flights, taxis, hotels and weather: re-ranked afresh, the offer
+    # would change after the first step. Within the run it stays as it was.
+    assert offered == [["send_email", "read_email_inbox", "create_invoice", "pay_invoice"]] * 3
+    for before, after in itertools.pairwise(bodies):
+        assert after.startswith(before[: _messages_end(before)])
