@@ -262,3 +262,23 @@ async def test_tool_selection_keeps_the_runs_offer_so_the_prefix_holds(
     assert offered == [["send_email", "read_email_inbox", "create_invoice", "pay_invoice"]] * 3
     for before, after in itertools.pairwise(bodies):
         assert after.startswith(before[: _messages_end(before)])
+
+
+async def test_a_batch_gives_each_input_its_own_key_and_reports_cached_tokens(
+    workers_ai: Callable[..., WorkersAI], tmp_path: Any
+) -> None:
+    from agentkit.jobs import run_batch, summary
+
+    inputs = [{"id": "a", "input": "Add."}, {"id": 7, "input": "Add more."}]
+    with WireServer(handler=three_calls, api_token=SECRET_TOKEN) as server:
+        async with workers_ai(server) as model:
+            agent = Agent(model, tools=[add, lookup])
+            report = await run_batch(agent, inputs, output=tmp_path / "out.jsonl", concurrency=1)
+            first = [_key(r) for r in server.requests]
+            await run_batch(agent, inputs[:1], output=tmp_path / "again.jsonl")
+            again = [_key(r) for r in server.requests[len(first) :]]
+    assert len(first) == 6 and len(set(first[:3])) == 1 and len(set(first[3:])) == 1
+    assert first[0] != first[3] and str(first[0]).startswith("input-")
+    assert again == first[:3]  # the same input keeps its key in a later job
+    assert report.usage.cached_tokens == 2 * 360
+    assert "720 prompt tokens from the cache" in summary(report)
