@@ -7,16 +7,19 @@ One run, in order (``Agent.iter`` below is the whole of it):
    result (a run that failed or was cancelled mid-step), those calls run first.
 2. Loop, bounded by ``max_steps`` model requests:
    - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
-     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``);
+     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``; with a token
+     budget, each request's ``max_tokens`` is also capped by what is left);
    - ask the model (``model.request``, or ``model.stream`` when streaming);
-   - tool calls: record the assistant turn, run the calls, append one result per call in call
-     order, go round again;
+   - tool calls: record the assistant turn, run the calls (at most ``max_tool_calls_per_step``;
+     the others are answered with an error), append one result per call in call order, go
+     round again;
    - no tool calls: the text is the final answer (parsed into ``output_type`` if one is set; a bad
      answer goes back to the model within ``retries``), and the run ends.
 
-Whatever the model gets wrong in a call (unknown tool, invalid arguments, a tool that raises or
-times out, a refused approval) goes back to it as a tool message it can act on. Every error
-that leaves a run carries ``.messages`` (the transcript) and ``.usage``.
+Whatever the model gets wrong in a call (unknown tool, invalid or unreadable arguments, a tool
+that raises or times out, a refused approval) goes back to it as a tool message it can act on.
+Every error that leaves a run carries ``.messages`` (the transcript) and ``.usage``; a tool
+that raises ``KeyboardInterrupt`` or ``SystemExit`` ends its own run only.
 """
 
 from __future__ import annotations
@@ -28,13 +31,15 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._json import JSONNestingError
+from ._json import loads as json_loads
 from ._repeats import RepeatGuard
 from ._scope import RunScope, session_affinity_key
 from ._selection import ToolSelector
@@ -66,6 +71,7 @@ from .settings import ModelSettings
 from .tools import Tool, ToolContext
 
 __all__ = [
+    "DEFAULT_MAX_TOOL_CALLS_PER_STEP",
     "DEFAULT_MAX_TOOL_OUTPUT_CHARS",
     "Agent",
     "AgentEvent",
@@ -84,6 +90,8 @@ _DEBUG = logging.DEBUG
 
 #: Tool output longer than this is cut (with a note to the model) unless the agent says otherwise.
 DEFAULT_MAX_TOOL_OUTPUT_CHARS = 20_000
+#: The most tool calls of one model reply that run, unless the agent says otherwise.
+DEFAULT_MAX_TOOL_CALLS_PER_STEP = 32
 
 ApproveCallback = Callable[[ToolCall], "bool | Awaitable[bool]"]
 """Called before a call that needs approval; return (or await) ``True`` to let it run."""
@@ -98,6 +106,8 @@ _REPEAT_FINAL_PROMPT = (
 )
 _CANCELLED = "The call was cancelled before it finished; there is no result."
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_MAX_JSON_ATTEMPTS = 200  # places in prose tried as the start of the answer's JSON value
+_NESTING = "the answer nests arrays or objects too deeply to read; reply with a flat JSON value"
 
 
 # --- what a run produces ---------------------------------------------------------------------
@@ -174,6 +184,7 @@ class _Run:
         "deps",
         "exhausted",
         "failures",
+        "last_tokens",
         "messages",
         "offered",
         "output_failures",
@@ -189,8 +200,15 @@ class _Run:
         "total_tokens",
     )
 
-    def __init__(self, messages: list[Message], deps: Any, max_repeats: int | None) -> None:
-        self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+    def __init__(
+        self,
+        messages: list[Message],
+        deps: Any,
+        max_repeats: int | None = None,
+        run_id: str | None = None,
+    ) -> None:
+        # An identifier, not a secret; durable runs pass their own (the workflow id).
+        self.run_id = run_id or f"{random.getrandbits(64):016x}"
         self.messages = messages
         self.deps = deps
         self.start = len(messages)
@@ -198,6 +216,7 @@ class _Run:
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
         self.cached_tokens = 0
         self.tool_calls = 0
+        self.last_tokens = 0  # tokens of the last request (its prompt and reply)
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
@@ -236,7 +255,8 @@ class Agent(Generic[OutputT]):
         tools: ``Tool`` objects, or plain functions (turned into tools).
         system_prompt: instructions sent first in every new conversation.
         max_steps: the most model requests one run may make.
-        settings: sampling settings passed to every request.
+        settings: sampling settings passed to every request: a ``ModelSettings``, or a dict
+            of its fields (checked here: a bad value raises ``ConfigurationError``).
         output_type: ``str`` (the default), or a pydantic model / type the final answer must
             parse into (the model is told the JSON schema).
         max_tool_concurrency: how many calls of one turn may run at once (``None``: all).
@@ -261,6 +281,8 @@ class Agent(Generic[OutputT]):
         on_repeat: ``"final_answer"`` (one last request, without tools, for the best answer)
             or ``"raise"`` (:class:`~agentkit.errors.RepeatedToolCallsError`) once the model
             has gone over ``max_repeats``.
+        max_tool_calls_per_step: the most calls of one model reply that run; the others are
+            answered with an error saying they did not run and why.
         max_tools_per_request: offer the model only this many tools per request, those that best
             fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
@@ -272,7 +294,7 @@ class Agent(Generic[OutputT]):
         *,
         system_prompt: str | None = None,
         max_steps: int = 10,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         max_tool_concurrency: int | None = None,
         on_tool_error: Literal["return", "raise"] = "return",
@@ -286,6 +308,7 @@ class Agent(Generic[OutputT]):
         approve_all: bool = False,
         max_repeats: int | None = 2,
         on_repeat: Literal["final_answer", "raise"] = "final_answer",
+        max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP,
         max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
@@ -318,6 +341,11 @@ class Agent(Generic[OutputT]):
             raise ConfigurationError(
                 f"max_repeats must be None (no guard) or 0 or more, got {max_repeats}"
             )
+        if max_tool_calls_per_step < 1:
+            raise ConfigurationError(
+                f"max_tool_calls_per_step must be at least 1, got {max_tool_calls_per_step}"
+            )
+        checked_settings = _model_settings(settings)
 
         self.model = model
         self.tools: tuple[Tool, ...] = tuple(
@@ -325,6 +353,11 @@ class Agent(Generic[OutputT]):
         )
         self._tools: dict[str, Tool] = {}
         for t in self.tools:
+            if t.is_unbound_method:
+                raise ConfigurationError(
+                    f"tool {t.name!r} is a method read from its class, with no instance to "
+                    f"run on; pass it from an instance: Agent(model, [instance.{t.name}])"
+                )
             if t.name in self._tools:
                 raise ConfigurationError(
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
@@ -333,7 +366,7 @@ class Agent(Generic[OutputT]):
         self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
-        self.settings = settings
+        self.settings = checked_settings
         self.output_type = output_type
         self.max_tool_concurrency = max_tool_concurrency
         self.on_tool_error = on_tool_error
@@ -347,6 +380,7 @@ class Agent(Generic[OutputT]):
         self.retries = retries
         self.max_repeats = max_repeats
         self.on_repeat = on_repeat
+        self.max_tool_calls_per_step = max_tool_calls_per_step
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
         self._output: TypeAdapter[OutputT] | None = None
@@ -470,8 +504,13 @@ class Agent(Generic[OutputT]):
         deps: Any = None,
         max_steps: int | None = None,
         stream: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas."""
+        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas.
+
+        ``run_id`` names the run (in logs, ``ToolContext.run_id`` and the result); a random one
+        is made when it is not given.
+        """
         limit = self.max_steps if max_steps is None else max_steps
         if limit < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
@@ -481,7 +520,7 @@ class Agent(Generic[OutputT]):
         new_input = _as_messages(prompt)
         if not new_input and not messages:
             raise ConfigurationError("nothing to run: pass a prompt or a message_history")
-        run = _Run(messages, deps, self.max_repeats)
+        run = _Run(messages, deps, self.max_repeats, run_id)
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
@@ -490,14 +529,20 @@ class Agent(Generic[OutputT]):
             while True:
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
-                    results: list[ToolResult | None] = [None] * len(calls)
+                    # Calls past max_tool_calls_per_step are answered at once with why they did
+                    # not run; the others run in groups.
+                    results = self._beyond_cap(run, calls)
+                    cap = self.max_tool_calls_per_step
                     try:
-                        for group in self._groups(calls):
+                        for group in self._groups(calls[:cap]):
                             for i in group:
                                 yield ToolCallStarted(calls[i])
                             await self._run_group(run, calls, group, results)
                             for i in group:
                                 yield ToolCallFinished(calls[i], results[i])  # type: ignore[arg-type]
+                        for i in range(cap, len(calls)):
+                            yield ToolCallStarted(calls[i])
+                            yield ToolCallFinished(calls[i], results[i])  # type: ignore[arg-type]
                     except BaseException as exc:
                         if isinstance(
                             exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit
@@ -535,12 +580,7 @@ class Agent(Generic[OutputT]):
                         )
                     final_request = True
                     messages.append(_message("user", _FINAL_ANSWER_PROMPT))
-                if self.max_total_tokens is not None and run.total_tokens >= self.max_total_tokens:
-                    raise UsageLimitExceeded(
-                        f"the run has used {run.total_tokens} tokens, reaching its "
-                        f"max_total_tokens={self.max_total_tokens}; raise the limit or start "
-                        "from a shorter history"
-                    )
+                settings = self._request_settings(run, self.settings, self.max_total_tokens)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
                 tools: tuple[Tool, ...] = ()
@@ -549,7 +589,7 @@ class Agent(Generic[OutputT]):
                 started = time.perf_counter()
                 if stream:
                     response = None
-                    async for event in self._stream_step(tools, run):
+                    async for event in self._stream_step(tools, run, settings):
                         if isinstance(event, ModelResponse):
                             response = event
                         else:
@@ -557,10 +597,11 @@ class Agent(Generic[OutputT]):
                     assert response is not None
                 else:
                     with run.scope:  # what the backend may know of this run (see _scope)
-                        response = await self.model.request(messages, tools, self.settings)
+                        response = await self._request(run, tools, settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
+                run.last_tokens = response.usage.total_tokens
                 if _log.isEnabledFor(_DEBUG):
                     _log.debug(
                         "run %s step %d: %s answered in %.1f ms: %d tool calls, %d chars of text, %d tokens",
@@ -636,7 +677,7 @@ class Agent(Generic[OutputT]):
             raise
 
     async def _stream_step(
-        self, tools: Sequence[Tool], run: _Run
+        self, tools: Sequence[Tool], run: _Run, settings: ModelSettings | None
     ) -> AsyncIterator[TextDelta | ModelResponse]:
         """One streamed request: text deltas as they come, then the whole response.
 
@@ -646,7 +687,7 @@ class Agent(Generic[OutputT]):
         held: list[str] = []
         mode = 0  # 0: undecided, 1: passing text through, 2: holding it back
         response: ModelResponse | None = None
-        events = self.model.stream(run.messages, tools, self.settings)
+        events = self.model.stream(run.messages, tools, settings)
         try:
             while True:
                 with run.scope:  # only while the model works, never across our yields
@@ -679,6 +720,46 @@ class Agent(Generic[OutputT]):
             yield TextDelta("".join(held))
         yield response
 
+    async def _request(
+        self, run: _Run, tools: Sequence[Tool], settings: ModelSettings | None
+    ) -> ModelResponse:
+        """One model request. Durable execution overrides this (and :meth:`_stream_step`,
+        :meth:`_run_tool`) to record each one as a step."""
+        return await self.model.request(run.messages, tools, settings)
+
+    def _request_settings(
+        self, run: _Run, settings: ModelSettings | None, budget: int | None
+    ) -> ModelSettings | None:
+        """The ``settings`` of the next request. With a token ``budget``, stop when it is
+        spent, and cap ``max_tokens`` so the reply fits in what is left.
+
+        The next prompt holds at least the previous prompt and reply, so that much is counted
+        as spent before the reply gets what remains.
+        """
+        if budget is None:
+            return settings
+        left = budget - run.total_tokens - run.last_tokens
+        if left < 1:
+            why = f"the run has used {run.total_tokens} tokens"
+            if run.total_tokens < budget:
+                why += f" and the next prompt alone (at least {run.last_tokens} tokens) would reach"
+            else:
+                why += ", reaching"
+            raise UsageLimitExceeded(
+                f"{why} its max_total_tokens={budget}; raise the limit or start from a shorter "
+                "history"
+            )
+        fields: dict[str, Any] = {}
+        if settings is not None:
+            fields = {name: getattr(settings, name) for name in settings.model_fields_set}
+        planned = fields.get("max_tokens")
+        if planned is None:
+            defaults = getattr(self.model, "settings", None)  # HTTP models have defaults
+            planned = defaults.max_tokens if isinstance(defaults, ModelSettings) else None
+        if planned is not None and planned <= left:
+            return settings
+        return ModelSettings(**{**fields, "max_tokens": left})
+
     # --- tool calls ---------------------------------------------------------------------------
 
     def _unique(self, run: _Run, calls: list[ToolCall]) -> list[ToolCall]:
@@ -693,6 +774,24 @@ class Agent(Generic[OutputT]):
                 )
             run.seen_ids.add(call.id)
         return out
+
+    def _beyond_cap(self, run: _Run, calls: list[ToolCall]) -> list[ToolResult | None]:
+        """One slot per call: ``None`` for calls to run, an error result for the calls past
+        ``max_tool_calls_per_step`` (they are answered, so the transcript stays valid)."""
+        results: list[ToolResult | None] = [None] * len(calls)
+        cap = self.max_tool_calls_per_step
+        if len(calls) > cap:
+            _log.warning(
+                "run %s: the model made %d tool calls in one reply; only the first %d run "
+                "(max_tool_calls_per_step), the others are answered with an error",
+                run.run_id, len(calls), cap,
+            )  # fmt: skip
+            skipped = _error_result(
+                f"Not run: your reply made {len(calls)} tool calls and only the first {cap} "
+                "run per reply. Call this tool again if you still need it."
+            )
+            results[cap:] = [skipped] * (len(calls) - cap)
+        return results
 
     def _groups(self, calls: list[ToolCall]) -> list[list[int]]:
         """Indices of the calls, grouped: a sequential tool alone, others together in order."""
@@ -723,12 +822,18 @@ class Agent(Generic[OutputT]):
         limit = self.max_tool_concurrency
         gate = asyncio.Semaphore(limit) if limit is not None and limit < len(group) else None
 
-        async def one(i: int) -> None:
-            if gate is None:
-                results[i] = await self._call_tool(run, calls[i])
-            else:
-                async with gate:
+        async def one(i: int) -> BaseException | None:
+            try:
+                if gate is None:
                     results[i] = await self._call_tool(run, calls[i])
+                else:
+                    async with gate:
+                        results[i] = await self._call_tool(run, calls[i])
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # Raised in a task of its own, these would stop the event loop on the spot;
+                # raised from the run's task, the transcript goes with them.
+                return exc
+            return None
 
         outcomes = await asyncio.gather(*(one(i) for i in group), return_exceptions=True)
         for outcome in outcomes:  # every call has finished; now raise the first failure
@@ -752,6 +857,15 @@ class Agent(Generic[OutputT]):
                 available=list(self._tools),
             )
             result = self._failed(run, call.name, self.retries, str(error))
+        elif call.arguments_error is not None:  # unreadable arguments: not run, the model is told
+            result = self._failed(
+                run,
+                call.name,
+                self.retries if tool.max_retries is None else tool.max_retries,
+                f"Invalid arguments for tool '{call.name}': {call.arguments_error}. Call "
+                f"{call.name} again with one JSON object of its arguments "
+                f"({', '.join(tool.parameters['properties']) or 'none: send {}'}).",
+            )
         elif (tool.requires_approval or self.approve_all) and not await self._approved(call):
             result = _error_result(
                 f"The user did not approve this call to {call.name}. Do not repeat it; "
@@ -765,13 +879,15 @@ class Agent(Generic[OutputT]):
                 tool_call_id=call.id,
                 tool_name=call.name,
                 step=run.steps,
+                idempotency_key=f"{run.run_id}:{call.id}",
             )
             budget = self.retries if tool.max_retries is None else tool.max_retries
             try:
-                result = await tool.run(call.arguments, context)
+                result = await self._run_tool(tool, call, context)
                 run.failures.pop(call.name, None)
             except ToolExecutionError as exc:
-                if self.on_tool_error == "raise":
+                # KeyboardInterrupt, SystemExit... from a tool end this run (and only this one).
+                if self.on_tool_error == "raise" or not isinstance(exc.original, Exception):
                     raise
                 result = self._failed(run, call.name, budget, str(exc))
             except ToolError as exc:  # bad arguments, a timeout, or raised by the tool on purpose
@@ -796,6 +912,10 @@ class Agent(Generic[OutputT]):
                 (time.perf_counter() - started) * 1000, len(result.content),
             )  # fmt: skip
         return result
+
+    async def _run_tool(self, tool: Tool, call: ToolCall, context: ToolContext[Any]) -> ToolResult:
+        """Run one call of a known tool (durable execution records it as a step)."""
+        return await tool.run(call.arguments, context)
 
     def _failed(self, run: _Run, name: str, budget: int, text: str) -> ToolResult:
         """An error result for the model, counted against the tool's retry budget."""
@@ -853,6 +973,21 @@ def _message(
     )
 
 
+def _model_settings(settings: Any) -> ModelSettings | None:
+    """``settings`` as :class:`ModelSettings` (a dict is validated into one), or ``None``."""
+    if settings is None or isinstance(settings, ModelSettings):
+        return settings
+    if isinstance(settings, Mapping):
+        if not all(isinstance(key, str) for key in settings):
+            raise ConfigurationError(
+                f"settings keys must be setting names; allowed: {', '.join(ModelSettings.model_fields)}"
+            )
+        return ModelSettings(**settings)  # raises ConfigurationError naming the bad value
+    raise ConfigurationError(
+        f"settings must be a ModelSettings or a dict of its fields, got {type(settings).__name__}"
+    )
+
+
 def _error_result(text: str) -> ToolResult:
     return ToolResult(content=text, value=None, is_error=True, tool_call_id=None, name=None)
 
@@ -886,26 +1021,37 @@ def _cut(content: str, limit: int) -> str:
 
 
 def _parse_json(text: str) -> Any:
-    """The JSON value in an answer: bare, in a fenced block, or the first one inside prose."""
-    stripped = text.strip()
+    """The JSON value in an answer: bare, in a fenced block, or the first one inside prose.
+
+    Nesting too deep to parse is a ``ValueError`` (:class:`~agentkit._json.JSONNestingError`),
+    like any other unreadable answer; the search inside prose gives up after a few attempts.
+    """
+    nesting: JSONNestingError | None = None
     try:
-        return json.loads(stripped)
+        return json_loads(text.strip())
+    except JSONNestingError as exc:
+        nesting = exc
     except ValueError:
         pass
     for match in _FENCE.finditer(text):
         try:
-            return json.loads(match.group(1))
+            return json_loads(match.group(1))
         except ValueError:
             continue
     decoder = json.JSONDecoder()
+    attempts = _MAX_JSON_ATTEMPTS
     for opener in "{[":
         start = text.find(opener)
-        while start != -1:
+        while start != -1 and attempts > 0:
+            attempts -= 1
             try:
                 return decoder.raw_decode(text, start)[0]
+            except RecursionError:
+                nesting = JSONNestingError(_NESTING)
+                break  # every later opener is inside the same deep nest
             except ValueError:
                 start = text.find(opener, start + 1)
-    raise ValueError("the answer contains no JSON value")
+    raise nesting or ValueError("the answer contains no JSON value")
 
 
 def _describe_output_error(exc: ValueError) -> str:
