@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._scope import session_affinity
 from .agent import (
     Agent,
     AgentEvent,
@@ -31,6 +32,7 @@ from .errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RepeatedToolCallsError,
     RequestTooLargeError,
     RunError,
     ServerError,
@@ -94,6 +96,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
+    "RepeatedToolCallsError",
     "RequestTooLargeError",
     "ResponseDone",
     "RunError",
@@ -123,6 +126,7 @@ __all__ = [
     "WorkersAI",
     "__version__",
     "instrument",
+    "session_affinity",
     "to_content",
     "tool",
     "uninstrument",
