@@ -7,6 +7,7 @@ Each one ends as something the model can read, or as a typed error that carries 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -183,6 +184,43 @@ async def test_a_deeply_nested_final_answer_is_an_output_error_within_the_retry_
     fixed = ScriptedModel([bad, '{"name": "Paris"}'])
     result = await Agent(fixed, output_type=City, retries=1).run("Which city?")
     assert result.output == City(name="Paris")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_an_answer_too_long_to_send_back_whole_is_cut_on_the_wire_and_the_run_goes_on(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI], stream: bool
+) -> None:
+    # The model's own words, longer than Workers AI accepts in one message, go back cut (the
+    # server checks each body against the schema); the transcript keeps them whole.
+    wire.add(Reply.answer(DEEP), Reply.answer('{"name": "Paris"}'))
+    async with workers_ai(wire) as model:
+        result = await run_agent(Agent(model, output_type=City), stream)
+    assert result.output == City(name="Paris")
+    assert next(m.content for m in result.messages if m.role == "assistant") == DEEP
+    sent = next(m for m in wire.requests[1].messages if m["role"] == "assistant")
+    assert len(sent["content"]) <= 131_072
+    assert sent["content"].endswith(f"of {len(DEEP):,} characters]")
+
+
+async def test_calls_with_arguments_too_long_to_send_back_whole_do_not_end_the_run(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    huge = json.dumps({"key": "k" * 300_000})
+    wire.add(Reply.calls(wire_call(huge)), Reply.calls(("lookup", {"key": "a"})))
+    wire.handler = answer_from_results
+    async with workers_ai(wire) as model:
+        result = await Agent(model, [lookup]).run(PROMPT)
+    assert result.output == "found A"
+    assert runs == ["k" * 300_000, "a"]
+
+
+async def test_a_user_message_too_long_to_send_is_refused_before_any_request(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    async with workers_ai(wire) as model:
+        with pytest.raises(ConfigurationError, match=r"message 0 \(user\) has 131073 characters"):
+            await Agent(model).run("x" * 131_073)
+    assert wire.requests == []
 
 
 # --- too many calls in one reply ------------------------------------------------------------------

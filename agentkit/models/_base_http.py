@@ -48,6 +48,13 @@ def finish_reason(value: Any) -> Any:
     return _FINISH_REASONS.get(value, value) if isinstance(value, str) else value
 
 
+def _cut_reply(content: str) -> str:
+    """``content`` cut to :data:`MAX_CONTENT_CHARS`, with a note saying so."""
+    note = f"\n[cut: the first {{}} of {len(content):,} characters]"
+    keep = MAX_CONTENT_CHARS - len(note.format(f"{MAX_CONTENT_CHARS:,}"))
+    return content[:keep] + note.format(f"{keep:,}")
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes."""
     return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
@@ -189,6 +196,12 @@ class HTTPModel:
         wire = self._wire_messages(messages)
         for index, item in enumerate(wire):
             if len(item["content"]) > MAX_CONTENT_CHARS:
+                if item["role"] == "assistant":
+                    # The model's own earlier reply (an unusable answer, calls with huge
+                    # arguments): sent back cut, so that it cannot end the run; the
+                    # transcript keeps it whole.
+                    item["content"] = _cut_reply(item["content"])
+                    continue
                 raise ConfigurationError(
                     f"message {index} ({item['role']}) has {len(item['content'])} characters; "
                     f"at most {MAX_CONTENT_CHARS} are accepted per message. Shorten it "
