@@ -168,7 +168,10 @@ class OpenAICompatible(HTTPModel):
         choice = choices[0]
         message = choice.get("message")
         if not isinstance(message, dict):
-            message = {}
+            raise ModelResponseError(
+                f"{self._model}: the reply's choices[0] has no message, so no answer; got "
+                f"{snippet(str(data), self._transport.secret, 200)!r}."
+            )
         return (
             message.get("content"),
             message.get("tool_calls"),

@@ -271,24 +271,34 @@ class WorkersAI(HTTPModel):
             )
         if not isinstance(result, dict):
             return result, None, None, None  # a bare value: the answer itself
-        choices = result.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        if "choices" in result:
             # Newer models answer with an OpenAI chat.completion object inside "result".
-            choice = choices[0]
-            message = choice.get("message")
-            if not isinstance(message, dict):
-                message = {}
+            choices = result["choices"]
+            choice = choices[0] if isinstance(choices, list) and choices else None
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(choice, dict) or not isinstance(message, dict):
+                raise self._no_answer(data, "choices[0] with a message")
             return (
                 message.get("content"),
                 message.get("tool_calls"),
                 result.get("usage"),
                 choice.get("finish_reason"),
             )
+        if not result:
+            raise self._no_answer(data, "response or tool_calls")
         return (
             result.get("response"),
             result.get("tool_calls"),
             result.get("usage"),
             result.get("finish_reason"),
+        )
+
+    def _no_answer(self, data: Any, expected: str) -> ModelResponseError:
+        """The error for a ``result`` that holds no answer at all (not an empty answer)."""
+        return ModelResponseError(
+            f"{self._model}: the reply's result holds no {expected}, so no answer; Workers AI "
+            'answers {"success": true, "result": {"response": ...}}. The server sent: '
+            f"{snippet(json.dumps(data, ensure_ascii=False), self._transport.secret, 200)!r}"
         )
 
     # prompt mode
