@@ -19,7 +19,7 @@ from ._ratelimit import RateLimit
 from ._redact import clean_token, snippet
 from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
 from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._transport import DEFAULT_TIMEOUT, check_base_url
+from ._transport import DEFAULT_TIMEOUT, check_base_url, shown_url
 
 if TYPE_CHECKING:
     from ..tools import Tool
@@ -99,7 +99,7 @@ class OpenAICompatible(HTTPModel):
         return self._base_url
 
     def __repr__(self) -> str:
-        return f"OpenAICompatible(model={self._model!r}, base_url={self._base_url!r})"
+        return f"OpenAICompatible(model={self._model!r}, base_url={shown_url(self._base_url)!r})"
 
     # translation
 

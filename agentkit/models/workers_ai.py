@@ -21,7 +21,7 @@ from ._redact import clean_token, snippet
 from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._textcalls import call_as_text
-from ._transport import DEFAULT_TIMEOUT, check_base_url
+from ._transport import DEFAULT_TIMEOUT, check_base_url, shown_url
 from .openai import OpenAICompatible
 
 if TYPE_CHECKING:
@@ -182,7 +182,7 @@ class WorkersAI(HTTPModel):
         gateway = f", gateway={self._gateway!r}" if self._gateway else ""
         return (
             f"WorkersAI(model={self._model!r}, account_id={self._account_id!r}, "
-            f"base_url={self._base_url!r}{gateway}, api_token={token})"
+            f"base_url={shown_url(self._base_url)!r}{gateway}, api_token={token})"
         )
 
     def _url(self) -> httpx.URL:
