@@ -189,8 +189,9 @@ class _Run:
         "total_tokens",
     )
 
-    def __init__(self, messages: list[Message], deps: Any) -> None:
-        self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+    def __init__(self, messages: list[Message], deps: Any, run_id: str | None = None) -> None:
+        # An identifier, not a secret; durable runs pass their own (the workflow id).
+        self.run_id = run_id or f"{random.getrandbits(64):016x}"
         self.messages = messages
         self.deps = deps
         self.start = len(messages)
@@ -460,8 +461,13 @@ class Agent(Generic[OutputT]):
         deps: Any = None,
         max_steps: int | None = None,
         stream: bool = False,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas."""
+        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas.
+
+        ``run_id`` names the run (in logs, ``ToolContext.run_id`` and the result); a random one
+        is made when it is not given.
+        """
         limit = self.max_steps if max_steps is None else max_steps
         if limit < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
@@ -471,7 +477,7 @@ class Agent(Generic[OutputT]):
         new_input = _as_messages(prompt)
         if not new_input and not messages:
             raise ConfigurationError("nothing to run: pass a prompt or a message_history")
-        run = _Run(messages, deps)
+        run = _Run(messages, deps, run_id)
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
@@ -541,7 +547,7 @@ class Agent(Generic[OutputT]):
                             yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(messages, tools, settings)
+                    response = await self._request(run, tools, settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -661,6 +667,13 @@ class Agent(Generic[OutputT]):
         if held and not response.tool_calls:
             yield TextDelta("".join(held))
         yield response
+
+    async def _request(
+        self, run: _Run, tools: Sequence[Tool], settings: ModelSettings | None
+    ) -> ModelResponse:
+        """One model request. Durable execution overrides this (and :meth:`_stream_step`,
+        :meth:`_run_tool`) to record each one as a step."""
+        return await self.model.request(run.messages, tools, settings)
 
     def _request_settings(
         self, run: _Run, settings: ModelSettings | None, budget: int | None
@@ -831,10 +844,11 @@ class Agent(Generic[OutputT]):
                 tool_call_id=call.id,
                 tool_name=call.name,
                 step=run.steps,
+                idempotency_key=f"{run.run_id}:{call.id}",
             )
             budget = self.retries if tool.max_retries is None else tool.max_retries
             try:
-                result = await tool.run(call.arguments, context)
+                result = await self._run_tool(tool, call, context)
                 run.failures.pop(call.name, None)
             except ToolExecutionError as exc:
                 # KeyboardInterrupt, SystemExit... from a tool end this run (and only this one).
@@ -861,6 +875,10 @@ class Agent(Generic[OutputT]):
                 (time.perf_counter() - started) * 1000, len(result.content),
             )  # fmt: skip
         return result
+
+    async def _run_tool(self, tool: Tool, call: ToolCall, context: ToolContext[Any]) -> ToolResult:
+        """Run one call of a known tool (durable execution records it as a step)."""
+        return await tool.run(call.arguments, context)
 
     def _failed(self, run: _Run, name: str, budget: int, text: str) -> ToolResult:
         """An error result for the model, counted against the tool's retry budget."""
