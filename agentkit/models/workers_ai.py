@@ -284,8 +284,6 @@ class WorkersAI(HTTPModel):
                 result.get("usage"),
                 choice.get("finish_reason"),
             )
-        if not result:
-            raise self._no_answer(data, "response or tool_calls")
         return (
             result.get("response"),
             result.get("tool_calls"),
@@ -294,7 +292,7 @@ class WorkersAI(HTTPModel):
         )
 
     def _no_answer(self, data: Any, expected: str) -> ModelResponseError:
-        """The error for a ``result`` that holds no answer at all (not an empty answer)."""
+        """The error for an OpenAI-shaped ``result`` that holds no answer at all."""
         return ModelResponseError(
             f"{self._model}: the reply's result holds no {expected}, so no answer; Workers AI "
             'answers {"success": true, "result": {"response": ...}}. The server sent: '
