@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._scope import session_affinity
 from .agent import (
     Agent,
     AgentEvent,
@@ -30,6 +31,7 @@ from .errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RepeatedToolCallsError,
     RequestTooLargeError,
     RunError,
     ServerError,
@@ -89,6 +91,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
+    "RepeatedToolCallsError",
     "RequestTooLargeError",
     "ResponseDone",
     "RunError",
@@ -116,6 +119,7 @@ __all__ = [
     "UsageLimitExceeded",
     "WorkersAI",
     "__version__",
+    "session_affinity",
     "to_content",
     "tool",
 ]

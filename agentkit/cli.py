@@ -11,11 +11,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from ._scope import session_affinity
 from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
 from .errors import AgentKitError, ConfigurationError
 from .messages import Message, TextDelta, ToolCall, Usage
@@ -186,7 +188,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     result = asyncio.run(story())
     print(f"answer: {result.output}")
-    print(f"({result.steps} model requests, {result.usage.tool_calls} tool calls)")
+    cached = result.usage.cached_tokens
+    print(
+        f"({result.steps} model requests, {result.usage.tool_calls} tool calls"
+        + (f", {cached} prompt tokens from the cache)" if cached else ")")
+    )
     return 0
 
 
@@ -316,6 +322,7 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     interactive = sys.stdin.isatty()
 
     history: list[Message] | None = None
+    conversation = f"chat-{secrets.token_hex(8)}"
     # One event loop for the whole conversation (the model's connections live on it); input()
     # runs between turns, outside the loop.
     with asyncio.Runner() as runner:
@@ -332,17 +339,18 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                 if interactive:
                     sys.stdout.write("agent> ")
                 try:
-                    result = runner.run(
-                        _run_and_print(
-                            agent,
-                            line,
-                            history,
-                            stream=args.stream,
-                            show_tools=args.show_tools,
-                            quiet=False,
-                            out=sys.stdout,
+                    with session_affinity(conversation):  # one prompt cache per conversation
+                        result = runner.run(
+                            _run_and_print(
+                                agent,
+                                line,
+                                history,
+                                stream=args.stream,
+                                show_tools=args.show_tools,
+                                quiet=False,
+                                out=sys.stdout,
+                            )
                         )
-                    )
                 except AgentKitError as exc:
                     print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
                     history = exc.messages or history  # keep what the failed turn produced
