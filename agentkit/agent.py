@@ -904,11 +904,12 @@ class Agent(Generic[OutputT]):
             if isinstance(outcome, BaseException):
                 raise outcome
 
-    async def _call_tool(self, run: _Run, call: ToolCall) -> ToolResult:
-        """Run one call, between the tool hooks when there are any."""
+    def _call_tool(self, run: _Run, call: ToolCall) -> Awaitable[ToolResult]:
+        """Run one call, between the tool hooks when there are any (without hooks, the call's
+        own coroutine is handed back: no extra frame per call)."""
         if run.hooks is None:
-            return await self._answer_call(run, call)
-        return await run.hooks.tool(self._answer_call, run, call)
+            return self._answer_call(run, call)
+        return run.hooks.tool(self._answer_call, run, call)
 
     async def _answer_call(self, run: _Run, call: ToolCall) -> ToolResult:
         """Run one call. Failures become error results; only ``on_tool_error="raise"`` raises."""
