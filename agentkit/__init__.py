@@ -33,6 +33,7 @@ from .errors import (
     RequestTooLargeError,
     RunError,
     ServerError,
+    SessionBusyError,
     StreamTruncatedError,
     ToolApprovalDenied,
     ToolArgumentsError,
@@ -55,6 +56,7 @@ from .messages import (
     Usage,
 )
 from .models import Model
+from .sessions import MemorySession, Session, SQLiteSession
 from .settings import ModelSettings
 from .tools import Tool, ToolContext, to_content, tool
 
@@ -71,6 +73,7 @@ __all__ = [
     "BadRequestError",
     "ConfigurationError",
     "MaxStepsExceeded",
+    "MemorySession",
     "Message",
     "MissingCredentialsError",
     "Model",
@@ -94,7 +97,10 @@ __all__ = [
     "RunError",
     "RunFinished",
     "RunResult",
+    "SQLiteSession",
     "ServerError",
+    "Session",
+    "SessionBusyError",
     "StepFinished",
     "StreamTruncatedError",
     "TextDelta",

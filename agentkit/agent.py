@@ -28,14 +28,14 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Generic, Literal
+from typing import Any, Generic, Literal, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
-from ._sync import run_sync
+from ._sync import iterate_sync, run_sync
 from .errors import (
     ConfigurationError,
     MaxStepsExceeded,
@@ -58,6 +58,7 @@ from .messages import (
     Usage,
 )
 from .models.base import Model
+from .sessions import Session, SessionRun
 from .settings import ModelSettings
 from .tools import Tool, ToolContext
 
@@ -74,6 +75,7 @@ __all__ = [
 ]
 
 OutputT = TypeVar("OutputT", default=str)
+RunOutputT = TypeVar("RunOutputT")
 
 _log = logging.getLogger("agentkit.agent")
 _DEBUG = logging.DEBUG
@@ -157,6 +159,18 @@ class RunFinished(Generic[OutputT]):
 AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | StepFinished | RunFinished[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What one run goes by: the agent's settings with that run's overrides, resolved once."""
+
+    max_steps: int
+    settings: ModelSettings | None
+    max_total_tokens: int | None
+    output: TypeAdapter[Any] | None
+    system: str  # the system prompt a new conversation starts with (recorded)
+    extra: str  # the run's own instructions: sent with each of its requests, not recorded
+
+
 class _Run:
     """The state of one run: the transcript and the counters. Nothing here is copied per step."""
 
@@ -166,21 +180,32 @@ class _Run:
         "exhausted",
         "failures",
         "messages",
+        "opts",
         "output_failures",
         "prompt_tokens",
         "requests",
         "run_id",
         "seen_ids",
+        "session",
         "start",
         "steps",
         "tool_calls",
         "total_tokens",
     )
 
-    def __init__(self, messages: list[Message], deps: Any) -> None:
-        self.run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+    def __init__(
+        self,
+        messages: list[Message],
+        deps: Any,
+        opts: _Options,
+        run_id: str,
+        session: SessionRun | None = None,
+    ) -> None:
+        self.run_id = run_id
         self.messages = messages
         self.deps = deps
+        self.opts = opts
+        self.session = session
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
@@ -203,6 +228,16 @@ class _Run:
             total_tokens=self.total_tokens,
             tool_calls=self.tool_calls,
         )
+
+    def sent(self) -> list[Message]:
+        """What the model is sent: the transcript as the session trims it, with the run's own
+        instructions added to the system message."""
+        messages = self.messages
+        if self.session is not None:
+            messages = self.session.session.trim(messages)
+        if self.opts.extra:
+            messages = _with_instructions(messages, self.opts.extra)
+        return messages
 
 
 # --- the agent -------------------------------------------------------------------------------
@@ -310,12 +345,9 @@ class Agent(Generic[OutputT]):
         instructions = system_prompt or ""
         if output_type is not str:
             self._output = TypeAdapter(output_type)
-            schema = json.dumps(self._output.json_schema(), separators=(",", ":"))
-            instructions = (
-                (f"{instructions}\n\n" if instructions else "")
-                + f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
-            )
+            instructions = _join(instructions, _schema_instructions(self._output))
         self._instructions = instructions
+        self._adapters: dict[Any, TypeAdapter[Any]] = {}  # per-run output types, built once
 
     def __repr__(self) -> str:
         tools = ", ".join(self._tools)
@@ -323,27 +355,101 @@ class Agent(Generic[OutputT]):
 
     # --- entry points -------------------------------------------------------------------------
 
+    @overload
     async def run(
         self,
         prompt: str | Message | Sequence[Message] | None = None,
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
         max_steps: int | None = None,
-    ) -> RunResult[OutputT]:
+        max_total_tokens: int | None = None,
+        output_type: None = None,
+        instructions: str | None = None,
+    ) -> RunResult[OutputT]: ...
+
+    @overload
+    async def run(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[RunOutputT],
+        instructions: str | None = None,
+    ) -> RunResult[RunOutputT]: ...
+
+    async def run(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> RunResult[Any]:
         """Run until the model gives a final answer, and return it with the transcript.
 
         ``message_history`` continues an earlier conversation (``result.messages``, or a failed
-        run's ``error.messages``). ``deps`` reaches tools through their ``ToolContext``.
+        run's ``error.messages``); ``session`` loads it from a store instead and saves the run
+        there after every step (see :mod:`agentkit.sessions`). ``deps`` reaches tools through
+        their ``ToolContext``. ``settings`` (merged over the agent's), ``max_steps``,
+        ``max_total_tokens``, ``output_type`` and ``instructions`` (added to the system prompt)
+        apply to this run only; the agent itself is not changed.
         """
-        result: RunResult[OutputT] | None = None
-        async for event in self.iter(
-            prompt, message_history=message_history, deps=deps, max_steps=max_steps
-        ):
-            if isinstance(event, RunFinished):
-                result = event.result
-        assert result is not None  # iter() always ends with RunFinished or raises
-        return result
+        return await _final(
+            self.iter(
+                prompt,
+                message_history=message_history,
+                deps=deps,
+                session=session,
+                settings=settings,
+                max_steps=max_steps,
+                max_total_tokens=max_total_tokens,
+                output_type=output_type,
+                instructions=instructions,
+            )
+        )
+
+    @overload
+    def run_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: None = None,
+        instructions: str | None = None,
+    ) -> RunResult[OutputT]: ...
+
+    @overload
+    def run_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[RunOutputT],
+        instructions: str | None = None,
+    ) -> RunResult[RunOutputT]: ...
 
     def run_sync(
         self,
@@ -351,11 +457,28 @@ class Agent(Generic[OutputT]):
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
         max_steps: int | None = None,
-    ) -> RunResult[OutputT]:
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> RunResult[Any]:
         """:meth:`run` for synchronous code; also works inside a running event loop."""
         return run_sync(
-            self.run(prompt, message_history=message_history, deps=deps, max_steps=max_steps)
+            _final(
+                self.iter(
+                    prompt,
+                    message_history=message_history,
+                    deps=deps,
+                    session=session,
+                    settings=settings,
+                    max_steps=max_steps,
+                    max_total_tokens=max_total_tokens,
+                    output_type=output_type,
+                    instructions=instructions,
+                )
+            )
         )
 
     def stream(
@@ -364,16 +487,62 @@ class Agent(Generic[OutputT]):
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
         max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events, text streamed as it arrives.
+        """The run as events, text streamed as it arrives (the options of :meth:`run`).
 
         Yields ``TextDelta``, ``ToolCallStarted``, ``ToolCallFinished``, ``StepFinished``, and
         last ``RunFinished(result)``. Text a step writes before its tool calls is shown but is
         not the answer: only a step without tool calls ends the run.
         """
         return self.iter(
-            prompt, message_history=message_history, deps=deps, max_steps=max_steps, stream=True
+            prompt,
+            message_history=message_history,
+            deps=deps,
+            session=session,
+            settings=settings,
+            max_steps=max_steps,
+            max_total_tokens=max_total_tokens,
+            output_type=output_type,
+            instructions=instructions,
+            stream=True,
+        )
+
+    def stream_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> Iterator[AgentEvent]:
+        """:meth:`stream` for synchronous code: ``for event in agent.stream_sync(...)``.
+
+        Works in scripts and inside a running event loop. Leaving the loop early (``break``,
+        an exception) closes the run as cancelling it would: the transcript is kept valid.
+        """
+        return iterate_sync(
+            self.stream(
+                prompt,
+                message_history=message_history,
+                deps=deps,
+                session=session,
+                settings=settings,
+                max_steps=max_steps,
+                max_total_tokens=max_total_tokens,
+                output_type=output_type,
+                instructions=instructions,
+            )
         )
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
@@ -417,6 +586,52 @@ class Agent(Generic[OutputT]):
             or (f"Ask the {self.name} agent." if self.name else "Ask a specialist agent."),
         )
 
+    def _options(
+        self,
+        settings: ModelSettings | None,
+        max_steps: int | None,
+        max_total_tokens: int | None,
+        output_type: type[Any] | None,
+        instructions: str | None,
+    ) -> _Options:
+        """The agent's options with one run's overrides (the agent itself is not changed)."""
+        if max_steps is not None and max_steps < 1:
+            raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
+        if max_total_tokens is not None and max_total_tokens < 1:
+            raise ConfigurationError(f"max_total_tokens must be positive, got {max_total_tokens}")
+        if settings is not None and not isinstance(settings, ModelSettings):
+            raise ConfigurationError(
+                f"settings must be a ModelSettings, got {type(settings).__name__}"
+            )
+        if instructions is not None and not isinstance(instructions, str):
+            raise ConfigurationError(
+                f"instructions must be a string, got {type(instructions).__name__}"
+            )
+        output, system, extra = self._output, self._instructions, instructions or ""
+        if output_type is not None and output_type is not self.output_type:
+            # Another output type for this run: its schema goes with this run's requests, and a
+            # new conversation starts from the system prompt without the agent's own schema.
+            output = None if output_type is str else self._adapter(output_type)
+            system = self.system_prompt or ""
+            if output is not None:
+                extra = _join(extra, _schema_instructions(output))
+        if settings is not None and self.settings is not None:
+            settings = self.settings.merge(settings)
+        return _Options(
+            self.max_steps if max_steps is None else max_steps,
+            self.settings if settings is None else settings,
+            self.max_total_tokens if max_total_tokens is None else max_total_tokens,
+            output,
+            system,
+            extra,
+        )
+
+    def _adapter(self, output_type: type[Any]) -> TypeAdapter[Any]:
+        adapter = self._adapters.get(output_type)
+        if adapter is None:
+            adapter = self._adapters[output_type] = TypeAdapter(output_type)
+        return adapter
+
     # --- the loop ---------------------------------------------------------------------------
 
     async def iter(
@@ -427,24 +642,45 @@ class Agent(Generic[OutputT]):
         deps: Any = None,
         max_steps: int | None = None,
         stream: bool = False,
+        session: Session | None = None,
+        settings: ModelSettings | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas."""
-        limit = self.max_steps if max_steps is None else max_steps
-        if limit < 1:
-            raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
+        """The run as events (the options of :meth:`run`). ``stream=False`` uses
+        ``model.request`` and yields no text deltas."""
+        opts = self._options(settings, max_steps, max_total_tokens, output_type, instructions)
+        limit = opts.max_steps
+        run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+        stored: SessionRun | None = None
+        if session is not None:
+            if message_history is not None:
+                raise ConfigurationError(
+                    "pass a session or a message_history, not both: the session holds the history"
+                )
+            stored, message_history = await SessionRun.open(session, run_id)
         messages = list(message_history or ())
-        if self._instructions and (not messages or messages[0].role != "system"):
-            messages.insert(0, _message("system", self._instructions))
+        if opts.system and (not messages or messages[0].role != "system"):
+            messages.insert(0, _message("system", opts.system))
         new_input = _as_messages(prompt)
         if not new_input and not messages:
-            raise ConfigurationError("nothing to run: pass a prompt or a message_history")
-        run = _Run(messages, deps)
+            if stored is not None:
+                await stored.close()
+            raise ConfigurationError(
+                "nothing to run: pass a prompt or a message_history (or a session that holds one)"
+            )
+        if stored is not None:
+            stored.saved = len(messages)  # stored already, or the agent's own system prompt
+        run = _Run(messages, deps, opts, run_id, stored)
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
         final_request = False
         try:
             while True:
+                if stored is not None:  # every step is kept as soon as it is done
+                    await stored.save(messages)
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
                     results: list[ToolResult | None] = [None] * len(calls)
@@ -483,12 +719,14 @@ class Agent(Generic[OutputT]):
                         )
                     final_request = True
                     messages.append(_message("user", _FINAL_ANSWER_PROMPT))
-                if self.max_total_tokens is not None and run.total_tokens >= self.max_total_tokens:
+                if opts.max_total_tokens is not None and run.total_tokens >= opts.max_total_tokens:
                     raise UsageLimitExceeded(
                         f"the run has used {run.total_tokens} tokens, reaching its "
-                        f"max_total_tokens={self.max_total_tokens}; raise the limit or start "
+                        f"max_total_tokens={opts.max_total_tokens}; raise the limit or start "
                         "from a shorter history"
                     )
+                if stored is not None:
+                    await stored.save(messages)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
                 tools = () if final_request else self.tools
@@ -502,7 +740,7 @@ class Agent(Generic[OutputT]):
                             yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(messages, tools, self.settings)
+                    response = await self.model.request(run.sent(), tools, opts.settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -535,11 +773,11 @@ class Agent(Generic[OutputT]):
                         "it is kept as it is; raise ModelSettings(max_tokens=...) for longer answers",
                         run.run_id,
                     )
-                if self._output is None:
+                if opts.output is None:
                     output: Any = text
                 else:
                     try:
-                        output = self._output.validate_python(_parse_json(text))
+                        output = opts.output.validate_python(_parse_json(text))
                     except ValueError as exc:  # ValidationError is a ValueError
                         problem = _describe_output_error(exc)
                         run.output_failures += 1
@@ -559,6 +797,8 @@ class Agent(Generic[OutputT]):
                         )
                         yield StepFinished(run.steps, response.usage)
                         continue
+                if stored is not None:
+                    await stored.save(messages)
                 yield StepFinished(run.steps, response.usage)
                 result: RunResult[OutputT] = RunResult(
                     output=output,
@@ -579,6 +819,9 @@ class Agent(Generic[OutputT]):
                 except (AttributeError, TypeError):  # pragma: no cover - exotic exception types
                     pass
             raise
+        finally:
+            if stored is not None:  # what the failed step produced is kept too
+                await stored.close(messages)
 
     async def _stream_step(
         self, tools: Sequence[Tool], run: _Run
@@ -591,7 +834,7 @@ class Agent(Generic[OutputT]):
         held: list[str] = []
         mode = 0  # 0: undecided, 1: passing text through, 2: holding it back
         response: ModelResponse | None = None
-        events = self.model.stream(run.messages, tools, self.settings)
+        events = self.model.stream(run.sent(), tools, run.opts.settings)
         try:
             async for event in events:
                 if isinstance(event, ResponseDone):
@@ -785,6 +1028,33 @@ def _message(
         name=name,
         is_error=is_error,
     )
+
+
+async def _final(events: AsyncIterator[AgentEvent]) -> RunResult[Any]:
+    """The result a run's events end with."""
+    result: RunResult[Any] | None = None
+    async for event in events:
+        if isinstance(event, RunFinished):
+            result = event.result
+    assert result is not None  # iter() always ends with RunFinished or raises
+    return result
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}\n\n{second}" if first and second else first or second
+
+
+def _schema_instructions(output: TypeAdapter[Any]) -> str:
+    schema = json.dumps(output.json_schema(), separators=(",", ":"))
+    return f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
+
+
+def _with_instructions(messages: list[Message], extra: str) -> list[Message]:
+    """The messages with ``extra`` added to the leading system message (or as a new one)."""
+    if messages and messages[0].role == "system":
+        first = messages[0].model_copy(update={"content": _join(messages[0].content, extra)})
+        return [first, *messages[1:]]
+    return [_message("system", extra), *messages]
 
 
 def _error_result(text: str) -> ToolResult:
