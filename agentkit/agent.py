@@ -28,7 +28,8 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, overload
 
@@ -733,11 +734,13 @@ class Agent(Generic[OutputT]):
                 started = time.perf_counter()
                 if stream:
                     response = None
-                    async for event in self._stream_step(tools, run):
-                        if isinstance(event, ModelResponse):
-                            response = event
-                        else:
-                            yield event
+                    # Closed at once if the caller stops iterating, not when collected.
+                    async with aclosing(self._stream_step(tools, run)) as step_events:
+                        async for event in step_events:
+                            if isinstance(event, ModelResponse):
+                                response = event
+                            else:
+                                yield event
                     assert response is not None
                 else:
                     response = await self.model.request(run.sent(), tools, opts.settings)
@@ -825,7 +828,7 @@ class Agent(Generic[OutputT]):
 
     async def _stream_step(
         self, tools: Sequence[Tool], run: _Run
-    ) -> AsyncIterator[TextDelta | ModelResponse]:
+    ) -> AsyncGenerator[TextDelta | ModelResponse, None]:
         """One streamed request: text deltas as they come, then the whole response.
 
         Text that starts like a tool call written as text (``{``, ``[``, ``<``, a fence) is held
