@@ -27,7 +27,8 @@ from agentkit import (
     TextDelta,
 )
 from agentkit.models import OpenAICompatible, RateLimit, WorkersAI
-from agentkit.models._http import HTTPModel, error_from_response, parse_retry_after
+from agentkit.models._base_http import HTTPModel
+from agentkit.models._errors_map import error_from_response, parse_retry_after
 from agentkit.testing_server import Reply, WireServer
 
 HI = [Message.user("hi")]
@@ -259,8 +260,8 @@ def test_retry_after_is_parsed_and_capped() -> None:
     state: Any = type(
         "S", (), {"outcome": type("O", (), {"exception": lambda self: err})(), "attempt_number": 1}
     )()
-    assert model._transport._wait(state) == 60.0  # capped like Cloudflare's SDK
-    assert model._transport._first_wait(err) == 60.0
+    assert model._transport.retry.wait(state) == 60.0  # capped like Cloudflare's SDK
+    assert model._transport.retry.first_wait(err) == 60.0
 
 
 async def test_retry_after_header_is_honoured(server: WireServer) -> None:

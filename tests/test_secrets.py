@@ -18,7 +18,7 @@ from _secrets import SECRET_TOKEN, exception_texts, leaks, record_texts
 from agentkit.agent import Agent
 from agentkit.errors import AgentKitError
 from agentkit.models import OpenAICompatible, WorkersAI
-from agentkit.models._http import HTTPModel
+from agentkit.models._base_http import HTTPModel
 from agentkit.testing_server import Reply, WireServer
 from agentkit.tools import tool
 

@@ -12,14 +12,14 @@ from typing import TYPE_CHECKING, Any
 from .base import Model
 
 if TYPE_CHECKING:
-    from ._http import RateLimit
+    from ._ratelimit import RateLimit
     from .openai import OpenAICompatible
     from .workers_ai import WorkersAI
 
 __all__ = ["Model", "OpenAICompatible", "RateLimit", "WorkersAI"]
 
 _LAZY = {
-    "RateLimit": "._http",
+    "RateLimit": "._ratelimit",
     "OpenAICompatible": ".openai",
     "WorkersAI": ".workers_ai",
 }

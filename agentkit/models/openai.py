@@ -12,15 +12,12 @@ import httpx
 from ..errors import ModelResponseError
 from ..messages import Message
 from ..settings import ModelSettings
-from ._http import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    Hints,
-    HTTPModel,
-    RateLimit,
-    error_from_response,
-    snippet,
-)
+from ._base_http import HTTPModel
+from ._errors_map import Hints, error_from_response
+from ._ratelimit import RateLimit
+from ._redact import snippet
+from ._retry import DEFAULT_MAX_RETRIES
+from ._transport import DEFAULT_TIMEOUT
 
 if TYPE_CHECKING:
     from ..tools import Tool

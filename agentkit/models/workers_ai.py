@@ -13,17 +13,13 @@ from .._sync import run_sync
 from ..errors import ConfigurationError, MissingCredentialsError, ModelResponseError
 from ..messages import Message, ModelResponse
 from ..settings import ModelSettings
-from ._http import (
-    DEFAULT_MAX_RETRIES,
-    DEFAULT_TIMEOUT,
-    MAX_CONTENT_CHARS,
-    Hints,
-    HTTPModel,
-    RateLimit,
-    error_from_response,
-    snippet,
-)
+from ._base_http import MAX_CONTENT_CHARS, HTTPModel
+from ._errors_map import Hints, error_from_response
+from ._ratelimit import RateLimit
+from ._redact import snippet
+from ._retry import DEFAULT_MAX_RETRIES
 from ._textcalls import call_as_text
+from ._transport import DEFAULT_TIMEOUT
 from .openai import OpenAICompatible
 
 if TYPE_CHECKING:

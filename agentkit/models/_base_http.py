@@ -1,0 +1,384 @@
+"""The common body of the HTTP model backends: request, stream (retried only before its first
+event reaches the caller), sync twins, context managers. Subclasses translate messages, tools
+and replies to and from their wire format."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Self
+
+import httpx
+
+from .._sync import run_sync
+from ..errors import ConfigurationError, ModelResponseError, StreamTruncatedError
+from ..messages import Message, ModelEvent, ModelResponse, ResponseDone, TextDelta
+from ..settings import ModelSettings
+from ._errors_map import Hints, unreadable
+from ._holdback import Holdback
+from ._ratelimit import RateLimit
+from ._redact import snippet
+from ._sse import SSEDecoder, StreamAccumulator
+from ._textcalls import build_response
+from ._transport import Transport
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    from ..tools import Tool
+
+__all__ = ["MAX_CONTENT_CHARS", "HTTPModel", "dumps"]
+
+MAX_CONTENT_CHARS = 131_072
+
+
+def dumps(value: Any) -> bytes:
+    """Compact JSON bytes."""
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+class HTTPModel:
+    """What every HTTP backend shares. Subclasses translate messages, tools and replies."""
+
+    _transport: Transport
+    _model: str
+    _settings: ModelSettings
+    _settings_fields: dict[str, Any]
+    _recover: bool
+
+    def _init_http(
+        self,
+        model: str,
+        *,
+        token: str | None,
+        headers: Mapping[str, str] | None,
+        settings: ModelSettings | None,
+        recover_text_calls: bool,
+        hints: Hints,
+        timeout: float | httpx.Timeout | None,
+        max_retries: int,
+        backoff_base: float,
+        backoff_max: float,
+        rate_limit: RateLimit | float | None,
+        http_client: httpx.AsyncClient | None,
+        limits: httpx.Limits | None,
+    ) -> None:
+        """Set up the transport (headers, bearer token, retries, pool) and the model fields."""
+        sent = {"content-type": "application/json", **(headers or {})}
+        if token:
+            sent["authorization"] = f"Bearer {token}"
+        self._transport = Transport(
+            headers=sent,
+            timeout=timeout,
+            max_retries=max_retries,
+            backoff_base=backoff_base,
+            backoff_max=backoff_max,
+            rate_limit=rate_limit,
+            http_client=http_client,
+            secret=token,
+            hints=hints,
+            limits=limits,
+        )
+        self._init_model(model, settings, recover_text_calls)
+
+    def _init_model(self, model: str, settings: ModelSettings | None, recover: bool) -> None:
+        self._model = model
+        self._settings = settings if settings is not None else ModelSettings()
+        self._settings_fields = self._settings.to_request()
+        self._recover = recover
+        self._tools_cache: dict[tuple[int, ...], tuple[tuple[Any, ...], bytes]] = {}
+
+    @property
+    def model_name(self) -> str:
+        """The model this backend sends requests to."""
+        return self._model
+
+    @property
+    def settings(self) -> ModelSettings:
+        """Default sampling settings, merged under the settings of each request."""
+        return self._settings
+
+    # hooks for subclasses
+
+    def _url(self) -> httpx.URL:
+        raise NotImplementedError
+
+    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
+        raise NotImplementedError
+
+    def _extra_fields(self, stream: bool) -> dict[str, Any]:
+        return {}
+
+    def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
+        """``(text, raw_calls, usage, finish_reason)`` of a non-streamed reply."""
+        raise NotImplementedError
+
+    # request building
+
+    def _fields(self, settings: ModelSettings | None) -> dict[str, Any]:
+        if settings is None:
+            return self._settings_fields
+        return self._settings.merge(settings).to_request()
+
+    def _tools_json(self, tools: Sequence[Tool]) -> bytes:
+        if not tools:
+            return b""
+        key = tuple(map(id, tools))
+        hit = self._tools_cache.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], tools, strict=True)):
+            return hit[1]
+        encoded = dumps(self._tool_definitions(tools))
+        if len(self._tools_cache) >= 32:
+            self._tools_cache.pop(next(iter(self._tools_cache)))
+        self._tools_cache[key] = (tuple(tools), encoded)
+        return encoded
+
+    def _body(
+        self,
+        fields: dict[str, Any],
+        tools: Sequence[Tool],
+        stream: bool,
+    ) -> bytes:
+        body = dumps({**fields, **self._extra_fields(stream), "stream": stream})
+        tools_json = self._tools_json(tools)
+        if tools_json:
+            body = body[:-1] + b',"tools":' + tools_json + b"}"
+        return body
+
+    def _messages_body(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool],
+        settings: ModelSettings | None,
+        stream: bool,
+    ) -> tuple[bytes, int | None]:
+        fields = self._fields(settings)
+        wire = self._wire_messages(messages)
+        for index, item in enumerate(wire):
+            if len(item["content"]) > MAX_CONTENT_CHARS:
+                raise ConfigurationError(
+                    f"message {index} ({item['role']}) has {len(item['content'])} characters; "
+                    f"at most {MAX_CONTENT_CHARS} are accepted per message. Shorten it "
+                    "(for tool results, limit the tool output)."
+                )
+        return self._body({"messages": wire, **fields}, tools, stream), fields.get("max_tokens")
+
+    def _response(
+        self,
+        data: Any,
+        tools: Sequence[Tool],
+        max_tokens: int | None,
+        history: Sequence[Message] = (),
+    ) -> ModelResponse:
+        text, calls, usage, finish = self._reply_parts(data)
+        return build_response(
+            text=text,
+            raw_calls=calls,
+            usage=usage,
+            finish_reason=finish,
+            tools=tools,
+            max_tokens=max_tokens,
+            model_name=self._model,
+            raw=data,
+            recover=self._recover,
+            history=history,
+        )
+
+    # the Model protocol
+
+    async def request(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool] = (),
+        settings: ModelSettings | None = None,
+    ) -> ModelResponse:
+        """Send the conversation and return the whole reply (retried per the retry policy)."""
+        body, max_tokens = self._messages_body(messages, tools, settings, False)
+        return await self._send(body, tools, max_tokens, messages)
+
+    async def _send(
+        self,
+        body: bytes,
+        tools: Sequence[Tool],
+        max_tokens: int | None,
+        history: Sequence[Message] = (),
+    ) -> ModelResponse:
+        url = self._url()
+        transport = self._transport
+        model = self._model
+
+        async def attempt() -> ModelResponse:
+            data = await transport.post_json(url, body, model)
+            return self._response(data, tools, max_tokens, history)
+
+        return await transport.retrying(attempt)
+
+    def request_sync(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool] = (),
+        settings: ModelSettings | None = None,
+    ) -> ModelResponse:
+        """:meth:`request` for synchronous code (works inside a running event loop too)."""
+        return run_sync(self.request(messages, tools, settings))
+
+    async def stream(
+        self,
+        messages: Sequence[Message],
+        tools: Sequence[Tool] = (),
+        settings: ModelSettings | None = None,
+    ) -> AsyncIterator[ModelEvent]:
+        """Yield :class:`TextDelta` events as text arrives, then one :class:`ResponseDone`.
+
+        Failures before the first event reaches the caller are retried like :meth:`request`;
+        after that, an error ends the stream (a stream cut short raises
+        :class:`~agentkit.errors.StreamTruncatedError`).
+        """
+        body, max_tokens = self._messages_body(messages, tools, settings, True)
+        events: AsyncGenerator[ModelEvent, None] | None = None
+
+        async def first_event() -> ModelEvent:
+            nonlocal events
+            gen = self._stream_once(body, tools, max_tokens, messages)
+            try:
+                event = await gen.__anext__()
+            except BaseException:
+                await gen.aclose()
+                raise
+            events = gen
+            return event
+
+        first = await self._transport.retrying(first_event)
+        assert events is not None
+        try:
+            yield first
+            async for event in events:
+                yield event
+        finally:
+            await events.aclose()
+
+    async def _stream_once(
+        self,
+        body: bytes,
+        tools: Sequence[Tool],
+        max_tokens: int | None,
+        history: Sequence[Message],
+    ) -> AsyncGenerator[ModelEvent, None]:
+        transport = self._transport
+        model = self._model
+        async with transport.open_stream(self._url(), body, model) as response:
+            content_type = response.headers.get("content-type", "")
+            if "text/event-stream" not in content_type:
+                # A server that ignored "stream": read the whole reply instead.
+                try:
+                    content = await response.aread()
+                except httpx.HTTPError as exc:
+                    raise transport.stream_error(exc, model, 0) from exc
+                try:
+                    data = json.loads(content)
+                except ValueError:
+                    raise unreadable(model, content_type, content, transport.secret) from None
+                whole = self._response(data, tools, max_tokens, history)
+                if whole.text and not whole.tool_calls:
+                    yield TextDelta(whole.text)
+                yield ResponseDone(whole)
+                return
+
+            acc = StreamAccumulator()
+            decoder = SSEDecoder()
+            hold = Holdback(tools) if (tools and self._recover) else None
+            count = 0
+            done = False
+            try:
+                async for chunk in response.aiter_bytes():
+                    for event in decoder.feed(chunk):
+                        count += 1
+                        if event.data == "[DONE]":
+                            done = True
+                            break
+                        delta = self._feed(acc, event.data, model, transport)
+                        if delta:
+                            if hold is not None:
+                                delta = hold.push(delta)
+                            if delta:
+                                yield TextDelta(delta)
+                    if done:
+                        break
+            except httpx.HTTPError as exc:
+                raise transport.stream_error(exc, model, count) from exc
+            if not done:
+                for event in decoder.flush():
+                    if event.data == "[DONE]":
+                        done = True
+                        break
+                    self._feed(acc, event.data, model, transport)
+            if not done:
+                raise StreamTruncatedError(
+                    f"{model}: the stream ended after {count} events without [DONE]; "
+                    "the reply is incomplete."
+                )
+        result = build_response(
+            text=acc.text,
+            raw_calls=acc.wire_calls(),
+            usage=acc.usage,
+            finish_reason=acc.finish_reason,
+            tools=tools,
+            max_tokens=max_tokens,
+            model_name=model,
+            raw={"stream": True, "usage": acc.usage, "finish_reason": acc.finish_reason},
+            recover=self._recover,
+            history=history,
+        )
+        if hold is not None and hold.held and not result.tool_calls:
+            yield TextDelta(hold.release())
+        yield ResponseDone(result)
+
+    def _feed(self, acc: StreamAccumulator, data: str, model: str, transport: Transport) -> str:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ModelResponseError(
+                f"{model}: a stream event is not valid JSON: {snippet(data, transport.secret)!r}"
+            ) from None
+        if (
+            isinstance(chunk, dict)
+            and "error" in chunk
+            and not ("choices" in chunk or "response" in chunk)
+        ):
+            raise transport._error(500, {}, data.encode(), model)
+        return acc.feed(chunk)
+
+    # lifetime
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections this model opened (a caller's client stays open)."""
+        await self._transport.aclose()
+
+    def close(self) -> None:
+        """:meth:`aclose` for synchronous code."""
+        run_sync(self._transport.aclose())
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
