@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -238,11 +239,23 @@ class HTTPModel:
         :class:`~agentkit.errors.StreamTruncatedError`).
         """
         body, max_tokens = self._messages_body(messages, tools, settings, True)
+        async with aclosing(self._stream_body(body, tools, max_tokens, messages)) as events:
+            async for event in events:
+                yield event
+
+    async def _stream_body(
+        self,
+        body: bytes,
+        tools: Sequence[Tool],
+        max_tokens: int | None,
+        history: Sequence[Message],
+    ) -> AsyncGenerator[ModelEvent, None]:
+        """Stream the reply to a ready request body (first event retried, as :meth:`stream`)."""
         events: AsyncGenerator[ModelEvent, None] | None = None
 
         async def first_event() -> ModelEvent:
             nonlocal events
-            gen = self._stream_once(body, tools, max_tokens, messages)
+            gen = self._stream_once(body, tools, max_tokens, history)
             try:
                 event = await gen.__anext__()
             except BaseException:
