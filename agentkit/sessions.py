@@ -33,7 +33,7 @@ import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 from .errors import ConfigurationError, SessionBusyError
 from .messages import Message
@@ -297,6 +297,8 @@ class SQLiteSession:
             file keeps everything. ``None``: send the whole conversation.
         max_input_tokens: the most estimated tokens of history the model is sent.
         timeout: seconds to wait for another process's write to finish.
+        synchronous: ``"NORMAL"`` (a saved step survives the process being killed) or
+            ``"FULL"`` (it survives a power cut too; each save waits for the disk).
 
     Several processes may use one file: it is opened in WAL mode, every write is one
     transaction, and a run holds a lock row for the session (its run id, process id, host and
@@ -314,8 +316,12 @@ class SQLiteSession:
         *,
         max_input_tokens: int | None = None,
         timeout: float = 30.0,
+        synchronous: Literal["NORMAL", "FULL"] = "NORMAL",
     ) -> None:
         _check_bounds(max_messages, max_input_tokens)
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ConfigurationError(f"synchronous must be 'NORMAL' or 'FULL', got {synchronous!r}")
+        self.synchronous = synchronous
         self._id = _check_id(session_id)
         self.path = str(path) if str(path) == ":memory:" else str(Path(path))
         self.max_messages = max_messages
@@ -359,7 +365,7 @@ class SQLiteSession:
                 raise ConfigurationError(f"cannot open session file {self.path!r}: {exc}") from exc
             try:
                 db.execute("PRAGMA journal_mode=WAL")
-                db.execute("PRAGMA synchronous=FULL")  # a committed step survives a power cut
+                db.execute(f"PRAGMA synchronous={self.synchronous}")
                 db.executescript(_SCHEMA)
             except sqlite3.Error as exc:
                 db.close()

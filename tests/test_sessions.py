@@ -288,6 +288,7 @@ def test_session_and_history_together_are_refused(session: SQLiteSession) -> Non
         ({"session_id": ""}, "session_id"),
         ({"session_id": "a", "max_messages": 0}, "max_messages"),
         ({"session_id": "a", "max_input_tokens": -5}, "max_input_tokens"),
+        ({"session_id": "a", "synchronous": "OFF"}, "synchronous"),
     ],
 )
 def test_bad_session_arguments_are_rejected(
@@ -295,6 +296,12 @@ def test_bad_session_arguments_are_rejected(
 ) -> None:
     with pytest.raises(ConfigurationError, match=match):
         SQLiteSession(path=tmp_path / "x.db", **kwargs)
+
+
+def test_full_synchronous_mode_is_applied(db: Path) -> None:
+    with SQLiteSession("a", db, synchronous="FULL") as session:
+        session.load_sync()
+        assert session._connect().execute("PRAGMA synchronous").fetchone() == (2,)
 
 
 def test_a_file_that_is_not_a_database_gives_a_clear_error(tmp_path: Path) -> None:
