@@ -187,9 +187,9 @@ class _Run:
         "requests",
         "run_id",
         "seen_ids",
-        "session",
         "start",
         "steps",
+        "stored",
         "tool_calls",
         "total_tokens",
     )
@@ -200,13 +200,13 @@ class _Run:
         deps: Any,
         opts: _Options,
         run_id: str,
-        session: SessionRun | None = None,
+        stored: SessionRun | None = None,
     ) -> None:
         self.run_id = run_id
         self.messages = messages
         self.deps = deps
         self.opts = opts
-        self.session = session
+        self.stored = stored  # the session this run loads from and saves to, if any
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
@@ -234,8 +234,8 @@ class _Run:
         """What the model is sent: the transcript as the session trims it, with the run's own
         instructions added to the system message."""
         messages = self.messages
-        if self.session is not None:
-            messages = self.session.session.trim(messages)
+        if self.stored is not None:
+            messages = self.stored.session.trim(messages)
         if self.opts.extra:
             messages = _with_instructions(messages, self.opts.extra)
         return messages
@@ -654,17 +654,13 @@ class Agent(Generic[OutputT]):
         opts = self._options(settings, max_steps, max_total_tokens, output_type, instructions)
         limit = opts.max_steps
         run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+        new_input = _as_messages(prompt)
         stored: SessionRun | None = None
-        if session is not None:
-            if message_history is not None:
-                raise ConfigurationError(
-                    "pass a session or a message_history, not both: the session holds the history"
-                )
-            stored, message_history = await SessionRun.open(session, run_id)
+        if session is not None:  # the history comes from the session, locked for this run
+            stored, message_history = await SessionRun.open(session, run_id, message_history)
         messages = list(message_history or ())
         if opts.system and (not messages or messages[0].role != "system"):
             messages.insert(0, _message("system", opts.system))
-        new_input = _as_messages(prompt)
         if not new_input and not messages:
             if stored is not None:
                 await stored.close()

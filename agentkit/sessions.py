@@ -544,7 +544,13 @@ class SessionRun:
         self.saved = 0  # messages[:saved] are stored (or are the agent's own system prompt)
 
     @classmethod
-    async def open(cls, session: Session, run_id: str) -> tuple[SessionRun, list[Message]]:
+    async def open(
+        cls, session: Session, run_id: str, history: Sequence[Message] | None = None
+    ) -> tuple[SessionRun, list[Message]]:
+        if history is not None:
+            raise ConfigurationError(
+                "pass a session or a message_history, not both: the session holds the history"
+            )
         if not isinstance(session, Session):
             raise ConfigurationError(
                 f"session must implement agentkit.Session (load, append, clear, trim, lock), "
