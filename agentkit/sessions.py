@@ -413,7 +413,13 @@ class SQLiteSession:
 
     @asynccontextmanager
     async def lock(self, run_id: str) -> AsyncIterator[None]:
-        await asyncio.to_thread(self._acquire, run_id)
+        acquiring = asyncio.ensure_future(asyncio.to_thread(self._acquire, run_id))
+        try:
+            await asyncio.shield(acquiring)
+        except asyncio.CancelledError:
+            # The worker thread cannot be stopped: if it takes the lock after all, give it back.
+            acquiring.add_done_callback(lambda done: self._undo(done, run_id))
+            raise
         try:
             yield
         finally:
@@ -512,6 +518,12 @@ class SQLiteSession:
                 (self._id, run_id, pid, socket.gethostname(), _process_start(pid), time.time()),
             )
         _held_here.add(run_id)
+
+    def _undo(self, acquiring: asyncio.Future[None], run_id: str) -> None:
+        if acquiring.cancelled() or acquiring.exception() is not None:
+            return
+        _held_here.discard(run_id)
+        threading.Thread(target=self._release, args=(run_id,), daemon=True).start()
 
     def _release(self, run_id: str) -> None:
         with self._transaction(write=True) as db:

@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -241,6 +242,33 @@ async def test_a_second_concurrent_run_is_refused(db: Path, kind: str) -> None:
     assert next(m.content for m in await session.load()) == "first"
     assert "second" not in [m.content for m in await session.load()]
     assert (await agent.run("second", session=session)).output == "second answer"
+
+
+async def test_a_run_cancelled_while_taking_the_lock_does_not_keep_it(
+    session: SQLiteSession, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entered, proceed = threading.Event(), threading.Event()
+    acquire = SQLiteSession._acquire
+
+    def slow_acquire(self: SQLiteSession, run_id: str) -> None:
+        entered.set()
+        proceed.wait(30)
+        acquire(self, run_id)
+
+    monkeypatch.setattr(SQLiteSession, "_acquire", slow_acquire)
+    task = asyncio.create_task(Agent(ScriptedModel(["never"])).run("hi", session=session))
+    await asyncio.to_thread(entered.wait, 30)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    proceed.set()  # the lock is taken now, by a run that no longer exists ...
+    monkeypatch.setattr(SQLiteSession, "_acquire", acquire)
+    for _ in range(200):  # ... and given back as soon as it is
+        if session.holder() is None:
+            break
+        await asyncio.sleep(0.01)
+    assert session.holder() is None
+    assert (await Agent(ScriptedModel(["hello"])).run("hi", session=session)).output == "hello"
 
 
 def test_a_lock_held_on_another_host_is_respected_until_broken(
