@@ -436,7 +436,7 @@ _WORKER = textwrap.dedent(
     """
     import sys, time
     from pathlib import Path
-    from agentkit import Agent, SQLiteSession, ToolCall
+    from agentkit import Agent, SessionBusyError, SQLiteSession, ToolCall
     from agentkit.models.scripted import FunctionModel
     from agentkit.tools import tool
 
@@ -463,20 +463,32 @@ _WORKER = textwrap.dedent(
 
     agent = Agent(FunctionModel(reply), [step])
     with SQLiteSession(session_id, path) as session:
-        rounds = 1 if mode == "hang" else 5
-        for i in range(rounds):
-            agent.run_sync(f"round {i}", session=session)
+        if mode == "contend":  # several workers on one session: each run is whole or refused
+            done = 0
+            for i in range(20):
+                try:
+                    agent.run_sync(f"round {i} of {sys.argv[4]}", session=session)
+                    done += 1
+                except SessionBusyError:
+                    time.sleep(0.001)
+            print(done)
+        else:
+            rounds = 1 if mode == "hang" else 5
+            for i in range(rounds):
+                agent.run_sync(f"round {i}", session=session)
     """
 )
 
 
-def _worker(tmp_path: Path, db: Path, session_id: str, mode: str) -> subprocess.Popen[bytes]:
+def _worker(
+    tmp_path: Path, db: Path, session_id: str, mode: str, name: str = ""
+) -> subprocess.Popen[bytes]:
     script = tmp_path / "worker.py"
     if not script.exists():
         script.write_text(_WORKER)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     return subprocess.Popen(
-        [sys.executable, str(script), str(db), session_id, mode],
+        [sys.executable, str(script), str(db), session_id, mode, name],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -499,6 +511,22 @@ def test_several_processes_share_one_file(tmp_path: Path, db: Path) -> None:
             assert [m.role for m in turn] == ["user"] + ["assistant", "tool"] * 3 + ["assistant"]
     assert sql(db, "PRAGMA journal_mode") == [("wal",)]
     assert sql(db, "SELECT COUNT(*) FROM agentkit_session_locks") == [(0,)]
+
+
+def test_processes_on_one_session_never_interleave_their_runs(tmp_path: Path, db: Path) -> None:
+    workers = [_worker(tmp_path, db, "shared", "contend", f"w{i}") for i in range(3)]
+    finished = 0
+    for proc in workers:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+        finished += int(out)
+    kept = stored(db, "shared")
+    assert finished >= 1 and len(kept) == 8 * finished
+    for r in range(finished):
+        run = kept[r * 8 : (r + 1) * 8]
+        assert [m.role for m in run] == ["user"] + ["assistant", "tool"] * 3 + ["assistant"]
+        assert run[-1].content == f"shared: {run[0].content} done"
+        assert [m.content for m in run[2:7:2]] == ["step 1 done", "step 2 done", "step 3 done"]
 
 
 def test_a_killed_process_loses_nothing_and_its_lock_does_not_block(
