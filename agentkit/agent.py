@@ -3,8 +3,9 @@
 One run, in order (``Agent.iter`` below is the whole of it):
 
 1. Build the transcript: the system prompt (unless the history already starts with one), the
-   ``message_history``, then the new prompt. If the history ends with tool calls that have no
-   result (a run that failed or was cancelled mid-step), those calls run first.
+   ``message_history`` (or what a ``session`` stored: it then saves each step), then the new
+   prompt. If the history ends with tool calls that have no result (a run that failed or was
+   cancelled mid-step), those calls run first. Per-run options are resolved once (``_Options``).
 2. Loop, bounded by ``max_steps`` model requests:
    - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
      ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``);
