@@ -267,9 +267,20 @@ def _process_state(pid: int) -> str | None:
     return fields[0] if fields else None
 
 
+def _this_host() -> str:
+    """The host name, with the pid namespace when there is one: containers that share a file
+    and a host name but not their process ids count as different hosts (never judged dead)."""
+    host = socket.gethostname()
+    try:
+        namespace = os.readlink("/proc/self/ns/pid")  # e.g. "pid:[4026531836]"
+    except OSError:
+        return host
+    return f"{host} {namespace}"
+
+
 def _alive(run_id: str, pid: int, host: str, process_start: str | None) -> bool:
     """Whether the holder of a lock row still runs. On another host we cannot tell: yes."""
-    if host != socket.gethostname():
+    if host != _this_host():
         return True
     if pid == os.getpid():
         return run_id in _held_here
@@ -495,7 +506,7 @@ class SQLiteSession:
                 "run to finish, or use another session_id"
                 + (
                     "; if that host's process is gone, call break_lock()"
-                    if row[2] != socket.gethostname()
+                    if row[2] != _this_host()
                     else ""
                 ),
                 holder=holder,
@@ -515,7 +526,7 @@ class SQLiteSession:
                 "INSERT INTO agentkit_session_locks "
                 "(session_id, run_id, pid, host, process_start, acquired_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (self._id, run_id, pid, socket.gethostname(), _process_start(pid), time.time()),
+                (self._id, run_id, pid, _this_host(), _process_start(pid), time.time()),
             )
         _held_here.add(run_id)
 

@@ -34,7 +34,7 @@ from agentkit import (
     ToolCallStarted,
 )
 from agentkit.models.scripted import FunctionModel, ScriptedModel
-from agentkit.sessions import estimate_tokens, trim_messages
+from agentkit.sessions import _this_host, estimate_tokens, trim_messages
 from agentkit.tools import tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -247,13 +247,14 @@ async def test_a_second_concurrent_run_is_refused(db: Path, kind: str) -> None:
 async def test_a_run_cancelled_while_taking_the_lock_does_not_keep_it(
     session: SQLiteSession, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    entered, proceed = threading.Event(), threading.Event()
+    entered, proceed, taken = threading.Event(), threading.Event(), threading.Event()
     acquire = SQLiteSession._acquire
 
     def slow_acquire(self: SQLiteSession, run_id: str) -> None:
         entered.set()
         proceed.wait(30)
         acquire(self, run_id)
+        taken.set()
 
     monkeypatch.setattr(SQLiteSession, "_acquire", slow_acquire)
     task = asyncio.create_task(Agent(ScriptedModel(["never"])).run("hi", session=session))
@@ -262,6 +263,7 @@ async def test_a_run_cancelled_while_taking_the_lock_does_not_keep_it(
     with pytest.raises(asyncio.CancelledError):
         await task
     proceed.set()  # the lock is taken now, by a run that no longer exists ...
+    await asyncio.to_thread(taken.wait, 30)
     monkeypatch.setattr(SQLiteSession, "_acquire", acquire)
     for _ in range(200):  # ... and given back as soon as it is
         if session.holder() is None:
@@ -286,15 +288,13 @@ def test_a_lock_held_on_another_host_is_respected_until_broken(
 def test_a_lock_whose_pid_was_reused_is_taken_over(
     session: SQLiteSession, db: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    import socket
-
     # The parent process is alive, but it is not the process that took this lock.
     session.load_sync()
     sql(
         db,
         "INSERT INTO agentkit_session_locks VALUES ('alice', 'r1', ?, ?, 'not-its-start', 0)",
         os.getppid(),
-        socket.gethostname(),
+        _this_host(),
     )
     with caplog.at_level(logging.WARNING, logger="agentkit"):
         assert Agent(ScriptedModel(["hi"])).run_sync("hello", session=session).output == "hi"
