@@ -126,7 +126,8 @@ async def test_sessions_in_one_file_are_separate(db: Path) -> None:
 # --- saved after every step ----------------------------------------------------------------
 
 
-async def test_every_step_is_stored_before_the_next_begins(db: Path) -> None:
+@pytest.mark.parametrize("stream", [False, True])
+async def test_every_step_is_stored_before_the_next_begins(db: Path, stream: bool) -> None:
     seen_by_tool: list[list[str]] = []
     seen_by_model: list[list[str]] = []
 
@@ -146,8 +147,13 @@ async def test_every_step_is_stored_before_the_next_begins(db: Path) -> None:
             return [ToolCall(name="check", arguments={"item": "a"})]
         return "done"
 
+    agent = Agent(FunctionModel(reply), [check])
     with SQLiteSession("alice", db) as session:
-        await Agent(FunctionModel(reply), [check]).run("go", session=session)
+        if stream:
+            async for _ in agent.stream("go", session=session):
+                pass
+        else:
+            await agent.run("go", session=session)
 
     # The prompt is stored before the first request; the tool step before its calls run;
     # its results before the next request.
@@ -361,6 +367,18 @@ async def test_a_tool_step_is_never_cut_from_its_results(db: Path) -> None:
     # The last turn (an assistant step and its three results) is sent whole, over the bound.
     sent = model.requests[-1].messages
     assert [m.role for m in sent] == ["assistant", "tool", "tool", "tool"]
+
+
+async def test_a_token_budget_bounds_what_is_sent(db: Path) -> None:
+    model = ScriptedModel([f"answer {i} " + "words " * 40 for i in range(8)])
+    agent = Agent(model, system_prompt="Be brief.")
+    with SQLiteSession("alice", db, max_input_tokens=200) as session:
+        for i in range(8):
+            await agent.run(f"question {i} " + "context " * 40, session=session)
+    sent = model.requests[-1].messages
+    assert sent[0].content == "Be brief." and sent[-1].content.startswith("question 7")
+    assert sum(estimate_tokens(m) for m in sent) <= 200
+    assert len(sent) < 15 and len(stored(db)) == 16
 
 
 # --- trimming, as properties ---------------------------------------------------------------
