@@ -227,8 +227,11 @@ def _add_run(subparsers: _Subparsers) -> None:
 def _cmd_run(args: argparse.Namespace) -> int:
     agent = _load(args.target)
     session = _open_session(args)
-    resume = session is not None and args.prompt is None and sys.stdin.isatty()
-    prompt = None if resume else _read_prompt(args.prompt)  # no prompt: finish a stopped run
+    prompt: str | None
+    if session is not None and args.prompt is None:  # no prompt: finish a run that stopped
+        prompt = None if sys.stdin.isatty() else (sys.stdin.read().strip() or None)
+    else:
+        prompt = _read_prompt(args.prompt)
     if args.approve:
         agent.approve, agent.approve_all = _approve_on_terminal, True
 

@@ -130,7 +130,10 @@ def test_ctrl_c_in_a_session_run_keeps_every_step(agent_file: str, tmp_path: Pat
     assert [m.role for m in kept] == ["user", "assistant", "tool"]
     assert kept[-1].is_error and "cancelled" in kept[-1].content
 
-    # The next run continues from there.
+    # Without a prompt, the stopped run is finished; then the conversation goes on.
+    resumed = agentkit("run", agent_file, "--session", "me", "--session-db", str(db))
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.startswith("tool said: The call was cancelled")
     done = agentkit("run", agent_file, "next", "--session", "me", "--session-db", str(db))
     assert done.returncode == 0, done.stderr
     assert done.stdout == "echo next (turn 2)\n"
