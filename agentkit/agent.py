@@ -658,13 +658,13 @@ class Agent(Generic[OutputT]):
         new_input = _as_messages(prompt)
         stored: SessionRun | None = None
         if session is not None:  # the history comes from the session, locked for this run
-            stored, message_history = await SessionRun.open(session, run_id, message_history)
+            stored, message_history = await SessionRun.open(
+                session, run_id, message_history, resuming=not new_input
+            )
         messages = list(message_history or ())
         if opts.system and (not messages or messages[0].role != "system"):
             messages.insert(0, _message("system", opts.system))
         if not new_input and not messages:
-            if stored is not None:
-                await stored.close()
             raise ConfigurationError(
                 "nothing to run: pass a prompt or a message_history (or a session that holds one)"
             )

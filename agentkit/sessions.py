@@ -544,6 +544,10 @@ class SQLiteSession:
             )
 
 
+def _finished(last: Message) -> bool:
+    return last.role == "assistant" and not last.tool_calls
+
+
 def _describe(row: Any) -> str:
     run_id, pid, host = row[0], row[1], row[2]
     return f"run {run_id} (pid {pid} on {host})"
@@ -568,8 +572,14 @@ class SessionRun:
 
     @classmethod
     async def open(
-        cls, session: Session, run_id: str, history: Sequence[Message] | None = None
+        cls,
+        session: Session,
+        run_id: str,
+        history: Sequence[Message] | None = None,
+        resuming: bool = False,
     ) -> tuple[SessionRun, list[Message]]:
+        """Lock the session and load it. ``resuming`` (no new prompt): there must be a run to
+        finish, a conversation that does not end with an answer."""
         if history is not None:
             raise ConfigurationError(
                 "pass a session or a message_history, not both: the session holds the history"
@@ -582,11 +592,17 @@ class SessionRun:
         lock = session.lock(run_id)
         await lock.__aenter__()
         try:
-            history = await session.load()
+            loaded = await session.load()
+            if resuming and (not loaded or _finished(loaded[-1])):
+                state = "ends with an answer" if loaded else "is empty"
+                raise ConfigurationError(
+                    f"nothing to run: session {session.session_id!r} {state}, with no run to "
+                    "finish; pass a prompt to continue the conversation"
+                )
         except BaseException as exc:
             await lock.__aexit__(type(exc), exc, exc.__traceback__)
             raise
-        return cls(session, lock), history
+        return cls(session, lock), loaded
 
     async def save(self, messages: list[Message]) -> None:
         if len(messages) > self.saved:

@@ -210,11 +210,16 @@ async def test_a_cancelled_run_keeps_a_valid_transcript(
         assert (await Agent(model, [wait]).run(session=session)).output == "ok"
 
 
-async def test_resuming_with_nothing_stored_is_an_error(session: SQLiteSession) -> None:
-    with pytest.raises(ConfigurationError, match="nothing to run"):
-        await Agent(ScriptedModel([])).run(session=session)
-    # ... and it did not keep the session locked.
+async def test_resuming_with_nothing_to_finish_is_an_error(session: SQLiteSession) -> None:
+    agent = Agent(ScriptedModel(["hello"]))
+    with pytest.raises(ConfigurationError, match="nothing to run: session 'alice' is empty"):
+        await agent.run(session=session)
+    await agent.run("hi", session=session)
+    with pytest.raises(ConfigurationError, match=r"'alice' ends with an answer.*pass a prompt"):
+        await agent.run(session=session)
+    # ... and neither refusal kept the session locked.
     assert session.holder() is None
+    assert len(await session.load()) == 2
 
 
 # --- one run at a time -----------------------------------------------------------------------
