@@ -9,7 +9,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = [
     "FinishReason",
@@ -76,6 +76,17 @@ class Message(BaseModel):
     tool_call_id: str | None = None
     name: str | None = None
     is_error: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def _text_only(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("image" in data or "images" in data):
+            raise ValueError(
+                "a message cannot carry an image: the models agentkit speaks to "
+                "(@cf/meta/llama-3.2-3b-instruct first) read text only; describe the image "
+                "in the message text instead"
+            )
+        return data
 
     @classmethod
     def system(cls, content: str) -> Message:

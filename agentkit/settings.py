@@ -1,4 +1,4 @@
-"""Sampling settings for a model request, checked against the ranges Workers AI accepts."""
+"""Sampling settings for a model request, checked against the ranges the backends accept."""
 
 from __future__ import annotations
 
@@ -18,6 +18,10 @@ DEFAULT_MAX_TOKENS = 1024
 class ModelSettings(BaseModel):
     """Sampling settings, with the ranges of the Workers AI text-generation schema.
 
+    ``frequency_penalty`` and ``presence_penalty`` accept -2 to 2 here, as OpenAI-compatible
+    servers do; :class:`~agentkit.models.WorkersAI` refuses values below 0 (its schema's range is
+    0 to 2) when it is given them.
+
     Every field is optional; a field left as ``None`` is not sent, except ``max_tokens`` which
     defaults to :data:`DEFAULT_MAX_TOKENS` (the server's own default, 256, cuts answers short).
     An out-of-range value raises :class:`~agentkit.errors.ConfigurationError` at construction,
@@ -32,8 +36,8 @@ class ModelSettings(BaseModel):
     top_k: int | None = Field(default=None, ge=1, le=50)
     seed: int | None = Field(default=None, ge=1, le=9_999_999_999)
     repetition_penalty: float | None = Field(default=None, ge=0, le=2)
-    frequency_penalty: float | None = Field(default=None, ge=0, le=2)
-    presence_penalty: float | None = Field(default=None, ge=0, le=2)
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
 
     def __init__(self, **data: Any) -> None:
         try:

@@ -162,7 +162,9 @@ async def test_over_a_socket_any_write_size_gives_the_same_run(write_size: int |
     from agentkit.models import WorkersAI
 
     with WireServer(replies) as server:
-        async with WorkersAI(account_id="a", api_token="t", base_url=server.base_url) as model:
+        async with WorkersAI(
+            account_id="a", api_token="tok-0123456789", base_url=server.base_url
+        ) as model:
             events = [e async for e in Agent(model, TOOLS).stream("go")]
         assert server.violations == []
     result = events[-1].result  # type: ignore[union-attr]

@@ -56,7 +56,9 @@ def make(server: WireServer, api: str, **kwargs: Any) -> HTTPModel:
     options.update(kwargs)
     if api == "openai":
         return OpenAICompatible("llama3.2", base_url=server.openai_base_url, **options)
-    return WorkersAI(account_id="acct", api_token="t", base_url=server.base_url, **options)
+    return WorkersAI(
+        account_id="acct", api_token="tok-0123456789", base_url=server.base_url, **options
+    )
 
 
 @pytest.mark.parametrize(
@@ -256,12 +258,10 @@ def test_retry_after_is_parsed_and_capped() -> None:
     assert parse_retry_after({"retry-after": "soon"}) is None
     err = error_from_response(429, {"retry-after": "3600"}, b"{}", model_name="m")
     assert err.retry_after == 3600.0
-    model = WorkersAI(account_id="a", api_token="t")
-    state: Any = type(
-        "S", (), {"outcome": type("O", (), {"exception": lambda self: err})(), "attempt_number": 1}
-    )()
-    assert model._transport.retry.wait(state) == 60.0  # capped like Cloudflare's SDK
-    assert model._transport.retry.first_wait(err) == 60.0
+    model = WorkersAI(account_id="a", api_token="tok-0123456789")
+    for retry in (1, 2, 5):
+        # capped like Cloudflare's SDK, plus a jitter of up to half of it and 0.5 s
+        assert 60.0 <= model._transport.retry.delay(err, retry) <= 90.5
 
 
 async def test_retry_after_header_is_honoured(server: WireServer) -> None:
@@ -338,17 +338,17 @@ async def test_rate_limit_is_shared_by_concurrent_requests(server: WireServer) -
 
 def test_rate_limit_arguments_are_checked() -> None:
     with pytest.raises(ValueError, match="rate limit must be positive"):
-        WorkersAI(account_id="a", api_token="t", rate_limit=0)
+        WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit=0)
     with pytest.raises(ValueError, match="requests per minute"):
-        WorkersAI(account_id="a", api_token="t", rate_limit="fast")  # type: ignore[arg-type]
-    model = WorkersAI(account_id="a", api_token="t", rate_limit=300)
+        WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit="fast")  # type: ignore[arg-type]
+    model = WorkersAI(account_id="a", api_token="tok-0123456789", rate_limit=300)
     assert repr(model._transport.rate_limit) == "RateLimit(requests=300, per_seconds=60.0)"
 
 
 async def test_connection_refused_is_a_connection_error() -> None:
     model = WorkersAI(
         account_id="a",
-        api_token="t",
+        api_token="tok-0123456789",
         base_url="http://127.0.0.1:9",
         max_retries=1,
         backoff_base=0.001,
@@ -369,9 +369,62 @@ async def test_mock_transport_read_timeout_maps_to_timeout_error() -> None:
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
     model = WorkersAI(
-        account_id="a", api_token="t", http_client=client, max_retries=2, backoff_base=0.001
+        account_id="a",
+        api_token="tok-0123456789",
+        http_client=client,
+        max_retries=2,
+        backoff_base=0.001,
     )
     with pytest.raises(ModelTimeoutError):
         await model.request(HI, [])
     assert calls == 3
     await client.aclose()
+
+
+def test_a_token_cut_by_the_300_byte_limit_of_a_plain_error_body_leaves_no_prefix() -> None:
+    """The token is removed from the bytes before the body is cut for the message."""
+    token = "SECRETTOKEN-0123456789abcdef"
+    for offset in (285, 290, 295, 299):
+        body = b"x" * offset + token.encode() + b" and more text"
+        error = error_from_response(502, {}, body, model_name="m", secret=token)
+        for text in (str(error), error.detail, repr(error)):
+            assert "SECRETTOK" not in text and token[:5] not in text, (offset, text[-40:])
+
+
+def test_the_default_retry_settings() -> None:
+    """Three retries after the first attempt; backoff from 0.5 s, doubling, at most 8 s."""
+    for model in (
+        WorkersAI(account_id="a", api_token="tok-0123456789"),
+        OpenAICompatible("m", base_url="http://127.0.0.1:9/v1"),
+    ):
+        policy = model._transport.retry
+        assert (policy.max_retries, policy.backoff_base, policy.backoff_max) == (3, 0.5, 8.0)
+        assert policy.retry_after_max == 60.0
+    err = ServerError("m: HTTP 503", status=503)
+    highest = [policy.delay(err, n) for n in range(1, 7) for _ in range(50)]
+    tops = [max(highest[i * 50 : (i + 1) * 50]) for i in range(6)]
+    lows = [min(highest[i * 50 : (i + 1) * 50]) for i in range(6)]
+    for top, low, step in zip(tops, lows, [0.5, 1, 2, 4, 8, 8], strict=True):
+        assert step / 2 <= low <= top <= step  # half of the step, plus jitter up to the other half
+
+
+async def test_a_failing_server_is_tried_four_times_with_the_default_policy(
+    server: WireServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentkit.models import _retry
+
+    waits: list[float] = []
+
+    async def record(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(_retry, "_sleep", record)
+    server.default = Reply.error(503, message="down")
+    model = WorkersAI(account_id="a", api_token="tok-0123456789", base_url=server.base_url)
+    async with model:
+        with pytest.raises(ServerError, match="gave up after 4 attempts"):
+            await model.request(HI, [])
+    assert len(server.requests) == 4
+    assert len(waits) == 3
+    for wait, step in zip(waits, [0.5, 1.0, 2.0], strict=True):
+        assert step / 2 <= wait <= step

@@ -13,7 +13,7 @@ async def test_many_concurrent_requests_stay_within_the_connection_limit() -> No
     async with WireServer(default="ok") as server:
         model = WorkersAI(
             account_id="acct",
-            api_token="t",
+            api_token="tok-0123456789",
             base_url=server.base_url,
             limits=httpx.Limits(max_connections=30),
         )

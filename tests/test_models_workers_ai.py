@@ -499,7 +499,9 @@ async def test_mock_transport_bodies_validate_and_odd_envelopes_parse() -> None:
         return httpx.Response(200, text="<html>nope</html>", headers={"content-type": "text/html"})
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
-    model = WorkersAI(account_id="a", api_token="t", base_url="http://mock", http_client=client)
+    model = WorkersAI(
+        account_id="a", api_token="tok-0123456789", base_url="http://mock", http_client=client
+    )
     assert (await model.request([Message.user("x")], TOOLS)).text == "a bare string result"
     with pytest.raises(ModelResponseError, match="not valid JSON"):
         await model.request([Message.user("x")], TOOLS)

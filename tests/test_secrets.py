@@ -8,15 +8,18 @@ scanned too (``conftest.py``), at DEBUG.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 from _secrets import SECRET_TOKEN, exception_texts, leaks, record_texts
 
 from agentkit.agent import Agent
-from agentkit.errors import AgentKitError
+from agentkit.errors import AgentKitError, ConfigurationError, ModelConnectionError
+from agentkit.messages import Message
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.models._base_http import HTTPModel
 from agentkit.testing_server import Reply, WireServer
@@ -173,3 +176,139 @@ def test_the_scanner_finds_a_token_in_any_part_of_a_record() -> None:
         assert leaks(record_texts(record)), record
     clean = logging.LogRecord("agentkit", logging.DEBUG, __file__, 1, "ok %s", ("x",), None)
     assert not leaks(record_texts(clean))
+
+
+# --- tokens as they are read, of any length, in every chain and log -------------------------
+
+
+def chain_texts(exc: BaseException) -> list[str]:
+    """str, repr and args of ``exc`` and of every exception linked to it, suppressed or not."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    pending: list[BaseException] = [exc]
+    while pending:
+        current = pending.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args)]
+        texts += exception_texts(current)
+        if isinstance(current, BaseExceptionGroup):
+            pending.extend(current.exceptions)
+        pending += [e for e in (current.__cause__, current.__context__) if e is not None]
+    return texts
+
+
+@pytest.mark.parametrize("source", ["argument", "environment"])
+async def test_a_token_read_with_a_trailing_newline_is_stripped(
+    wire: WireServer, monkeypatch: pytest.MonkeyPatch, source: str
+) -> None:
+    """A token read from a file or a secret store ends in a newline: it is sent without it."""
+    wire.add("hello")
+    options: dict[str, Any] = {"account_id": "acct", "base_url": wire.base_url, "max_retries": 0}
+    if source == "argument":
+        options["api_token"] = f"  {SECRET_TOKEN}\n"
+    else:
+        monkeypatch.setenv("CLOUDFLARE_API_TOKEN", f"{SECRET_TOKEN}\r\n")
+    async with WorkersAI(**options) as model:
+        assert (await model.request([Message.user("hi")], [])).text == "hello"
+    assert wire.requests[0].authorized
+    compat = OpenAICompatible("m", base_url="http://127.0.0.1:9/v1", api_key=f"{SECRET_TOKEN}\n")
+    assert compat._transport.secret == SECRET_TOKEN
+
+
+@pytest.mark.parametrize("token", [f"{SECRET_TOKEN}é", f"{SECRET_TOKEN[:6]}\n{SECRET_TOKEN[6:]}"])
+def test_a_token_that_cannot_be_a_header_is_refused_without_quoting_it(
+    monkeypatch: pytest.MonkeyPatch, token: str
+) -> None:
+    with pytest.raises(ConfigurationError, match="position") as info:
+        WorkersAI(account_id="acct", api_token=token)
+    assert info.value.__context__ is None and info.value.__cause__ is None
+    assert not leaks(chain_texts(info.value)) and not leaks(chain_texts(info.value), token)
+    assert "api_token" in str(info.value)
+    monkeypatch.setenv("CLOUDFLARE_API_TOKEN", token)
+    with pytest.raises(ConfigurationError, match="CLOUDFLARE_API_TOKEN"):
+        WorkersAI(account_id="acct")
+    with pytest.raises(ConfigurationError, match="api_key"):
+        OpenAICompatible("m", base_url="http://127.0.0.1:9/v1", api_key=token)
+
+
+@pytest.mark.parametrize("token", ["k", "k9", "k9Xz7"])
+async def test_a_short_token_is_redacted_too(token: str) -> None:
+    replies = [
+        Reply.error(401, code=10000, message=f"Authentication error: Bearer {token}"),
+        Reply(body=f"<html>you sent {token}</html>".encode(), stream=False),
+    ]
+    with WireServer(replies, api_token=token) as server:
+        model = WorkersAI(
+            account_id="acct", api_token=token, base_url=server.base_url, max_retries=0
+        )
+        async with model:
+            for _ in replies:
+                with pytest.raises(AgentKitError) as info:
+                    await model.request([Message.user("hi")], [])
+                assert "***" in str(info.value)
+                assert not leaks(chain_texts(info.value), f"Bearer {token}")
+                assert not leaks(chain_texts(info.value), f"sent {token}")
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_transport_error_carrying_the_token_leaves_no_trace_of_it(stream: bool) -> None:
+    """Not in the error, nor in its cause or context, however deep, nor in a group member."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        try:
+            raise OSError(f"socket said {SECRET_TOKEN!r} and {json.dumps(SECRET_TOKEN)}")
+        except OSError as inner:
+            group = ExceptionGroup("many", [ValueError(f"token={SECRET_TOKEN}")])
+            raise httpx.ConnectError(f"failed with {SECRET_TOKEN}") from group if stream else inner
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    model = WorkersAI(
+        account_id="acct",
+        api_token=SECRET_TOKEN,
+        base_url="http://127.0.0.1:9/client/v4",
+        http_client=client,
+        max_retries=0,
+    )
+    with pytest.raises(ModelConnectionError) as info:
+        if stream:
+            [e async for e in model.stream([Message.user("hi")], [])]
+        else:
+            await model.request([Message.user("hi")], [])
+    await client.aclose()
+    texts = chain_texts(info.value)
+    assert any("ConnectError" in t for t in texts)
+    assert not leaks(texts), leaks(texts)
+
+
+async def test_httpcore_debug_logs_of_an_echoed_token_are_redacted(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    """httpcore logs response headers at DEBUG; a server echoing the token there must not leak it."""
+    seen: list[str] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.extend(record_texts(record))
+            seen.append(self.format(record))
+
+    handler = Collect(logging.DEBUG)
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.DEBUG)
+        logger.addHandler(handler)
+    try:
+        wire.add(
+            Reply(text="hi", headers={"x-echo": ECHO}), Reply(text="hi", headers={"x-echo": ECHO})
+        )
+        async with workers_ai(wire) as model:
+            await model.request([Message.user("hi")], [])
+            [e async for e in model.stream([Message.user("hi")], [])]
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.removeHandler(handler)
+            logger.setLevel(level)
+    assert any("x-echo" in text and "***" in text for text in seen), seen[:5]
+    assert not leaks(seen), leaks(seen)

@@ -19,7 +19,7 @@ def test_settings_default_max_tokens_is_sent() -> None:
         ("seed", 0),
         ("seed", 10_000_000_000),
         ("repetition_penalty", 3),
-        ("frequency_penalty", -1),
+        ("frequency_penalty", -2.1),
         ("presence_penalty", 2.01),
         ("max_tokens", 0),
     ],

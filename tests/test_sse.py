@@ -1,10 +1,13 @@
 import itertools
 import json
+from collections.abc import AsyncIterator
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agentkit.models._sse import ServerSentEvent, SSEDecoder, StreamAccumulator
+from agentkit.errors import ModelResponseError
+from agentkit.models._sse import ServerSentEvent, SSEDecoder, StreamAccumulator, aiter_sse
 
 
 def decode(chunks: list[bytes]) -> list[ServerSentEvent]:
@@ -163,3 +166,43 @@ def test_accumulator_ignores_odd_chunks_and_stringifies_non_text_responses() -> 
     assert acc.feed({"response": {"a": 1}}) == json.dumps({"a": 1})
     assert acc.feed({"tool_calls": ["junk", {"index": 0, "function": {"arguments": "{}"}}]}) == ""
     assert acc.wire_calls() == []  # a fragment that never got a name is not a call
+
+
+async def test_aiter_sse_yields_a_last_event_without_its_blank_line() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"data: a\n\nda"
+        yield b'ta: {"response": "b"}'
+
+    events = [event async for event in aiter_sse(chunks())]
+    assert events == [ServerSentEvent("a"), ServerSentEvent('{"response": "b"}')]
+
+
+def test_a_bare_cr_ends_a_line_at_once() -> None:
+    """A line ending in CR is complete when it arrives; an LF in the next chunk is not a line."""
+    decoder = SSEDecoder()
+    assert decoder.feed(b"data: a\r") == []
+    assert decoder.feed(b"\r") == [ServerSentEvent("a")]  # without waiting for more bytes
+    assert decoder.feed(b"data: b\r") == []
+    assert decoder.feed(b"\n\r\n") == [ServerSentEvent("b")]  # CR LF, then an empty line
+
+
+def test_one_event_is_capped_in_data_lines_and_in_an_unfinished_line() -> None:
+    decoder = SSEDecoder(max_event_bytes=100)
+    assert decoder.feed(b"data: " + b"x" * 60 + b"\n") == []
+    with pytest.raises(ModelResponseError, match="max_event_bytes"):
+        decoder.feed(b"data: " + b"y" * 60 + b"\n")
+    endless = SSEDecoder(max_event_bytes=1000)
+    with pytest.raises(ModelResponseError, match="max_event_bytes"):
+        for _ in range(100):
+            endless.feed(b"z" * 64)
+    small = SSEDecoder(max_event_bytes=100)
+    for _ in range(50):  # many events, each under the cap
+        assert small.feed(b"data: " + b"x" * 60 + b"\n\n") == [ServerSentEvent("x" * 60)]
+
+
+def test_a_long_line_fed_byte_by_byte_is_one_line() -> None:
+    decoder = SSEDecoder()
+    line = b"data: " + b"q" * 20_000
+    for byte in line:
+        assert decoder.feed(bytes([byte])) == []
+    assert decoder.feed(b"\n\n") == [ServerSentEvent("q" * 20_000)]

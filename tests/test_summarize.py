@@ -342,7 +342,10 @@ def test_over_the_workers_ai_wire_with_a_server_error_retried_beneath() -> None:
     with (
         WireServer(handler=handler) as server,
         WorkersAI(
-            account_id="acct", api_token="tok", base_url=server.base_url, backoff_base=0.01
+            account_id="acct",
+            api_token="tok-0123456789",
+            base_url=server.base_url,
+            backoff_base=0.01,
         ) as model,
     ):
         result = summarize_sync(sections(8), model, chunk_tokens=100, fan_in=3)

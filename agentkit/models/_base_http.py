@@ -11,15 +11,23 @@ from typing import TYPE_CHECKING, Any, Self
 
 import httpx
 
+from .._json import JSONNestingError, loads
 from .._sync import run_sync
 from ..errors import ConfigurationError, ModelResponseError, StreamTruncatedError
 from ..messages import Message, ModelEvent, ModelResponse, ResponseDone, TextDelta
 from ..settings import ModelSettings
+from ._body import ACCEPT_ENCODING, DEFAULT_MAX_RESPONSE_BYTES, check_size_limit
 from ._errors_map import Hints, unreadable
 from ._holdback import Holdback
 from ._ratelimit import RateLimit
 from ._redact import snippet
-from ._sse import SSEDecoder, StreamAccumulator
+from ._sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    EventTooLargeError,
+    ServerSentEvent,
+    SSEDecoder,
+    StreamAccumulator,
+)
 from ._textcalls import build_response
 from ._transport import Transport
 
@@ -28,9 +36,17 @@ if TYPE_CHECKING:
 
     from ..tools import Tool
 
-__all__ = ["MAX_CONTENT_CHARS", "HTTPModel", "dumps"]
+__all__ = ["MAX_CONTENT_CHARS", "HTTPModel", "dumps", "finish_reason"]
 
 MAX_CONTENT_CHARS = 131_072
+
+_FINISH_REASONS = {"model_length": "length"}
+"""Provider words for a finish reason, and the word agentkit reports."""
+
+
+def finish_reason(value: Any) -> Any:
+    """``value`` in agentkit's words (Workers AI's ``"model_length"`` is ``"length"``)."""
+    return _FINISH_REASONS.get(value, value) if isinstance(value, str) else value
 
 
 def dumps(value: Any) -> bytes:
@@ -63,9 +79,19 @@ class HTTPModel:
         rate_limit: RateLimit | float | None,
         http_client: httpx.AsyncClient | None,
         limits: httpx.Limits | None,
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
-        """Set up the transport (headers, bearer token, retries, pool) and the model fields."""
-        sent = {"content-type": "application/json", **(headers or {})}
+        """Set up the transport (headers, bearer token, retries, pool) and the model fields.
+
+        ``token`` must be clean already (:func:`~agentkit.models._redact.clean_token`).
+        """
+        sent = {
+            "content-type": "application/json",
+            "accept-encoding": ACCEPT_ENCODING,
+            **(headers or {}),
+        }
         if token:
             sent["authorization"] = f"Bearer {token}"
         self._transport = Transport(
@@ -79,7 +105,10 @@ class HTTPModel:
             secret=token,
             hints=hints,
             limits=limits,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
         )
+        self._max_event_bytes = check_size_limit(max_event_bytes, "max_event_bytes")
         self._init_model(model, settings, recover_text_calls)
 
     def _init_model(self, model: str, settings: ModelSettings | None, recover: bool) -> None:
@@ -179,7 +208,7 @@ class HTTPModel:
             text=text,
             raw_calls=calls,
             usage=usage,
-            finish_reason=finish,
+            finish_reason=finish_reason(finish),
             tools=tools,
             max_tokens=max_tokens,
             model_name=self._model,
@@ -211,11 +240,13 @@ class HTTPModel:
         transport = self._transport
         model = self._model
 
+        end = transport.deadline_end()
+
         async def attempt() -> ModelResponse:
-            data = await transport.post_json(url, body, model)
+            data = await transport.post_json(url, body, model, end)
             return self._response(data, tools, max_tokens, history)
 
-        return await transport.retrying(attempt)
+        return await transport.retrying(attempt, end)
 
     def request_sync(
         self,
@@ -252,10 +283,11 @@ class HTTPModel:
     ) -> AsyncGenerator[ModelEvent, None]:
         """Stream the reply to a ready request body (first event retried, as :meth:`stream`)."""
         events: AsyncGenerator[ModelEvent, None] | None = None
+        end = self._transport.deadline_end()
 
         async def first_event() -> ModelEvent:
             nonlocal events
-            gen = self._stream_once(body, tools, max_tokens, history)
+            gen = self._stream_once(body, tools, max_tokens, history, end)
             try:
                 event = await gen.__anext__()
             except BaseException:
@@ -264,7 +296,7 @@ class HTTPModel:
             events = gen
             return event
 
-        first = await self._transport.retrying(first_event)
+        first = await self._transport.retrying(first_event, end)
         assert events is not None
         try:
             yield first
@@ -279,21 +311,16 @@ class HTTPModel:
         tools: Sequence[Tool],
         max_tokens: int | None,
         history: Sequence[Message],
+        end: float | None = None,
     ) -> AsyncGenerator[ModelEvent, None]:
         transport = self._transport
         model = self._model
-        async with transport.open_stream(self._url(), body, model) as response:
+        async with transport.open_stream(self._url(), body, model, end) as response:
             content_type = response.headers.get("content-type", "")
             if "text/event-stream" not in content_type:
                 # A server that ignored "stream": read the whole reply instead.
-                try:
-                    content = await response.aread()
-                except httpx.HTTPError as exc:
-                    raise transport.stream_error(exc, model, 0) from exc
-                try:
-                    data = json.loads(content)
-                except ValueError:
-                    raise unreadable(model, content_type, content, transport.secret) from None
+                content = await transport.read(response, model, end)
+                data = self._parse(content, content_type)
                 whole = self._response(data, tools, max_tokens, history)
                 if whole.text and not whole.tool_calls:
                     yield TextDelta(whole.text)
@@ -301,13 +328,15 @@ class HTTPModel:
                 return
 
             acc = StreamAccumulator()
-            decoder = SSEDecoder()
+            decoder = SSEDecoder(self._max_event_bytes)
             hold = Holdback(tools) if (tools and self._recover) else None
             count = 0
             done = False
+            failure: BaseException | None = None
+            chunks = transport.chunks(response, model, end)
             try:
-                async for chunk in response.aiter_bytes():
-                    for event in decoder.feed(chunk):
+                async for chunk in chunks:
+                    for event in self._events(decoder, chunk):
                         count += 1
                         if event.data == "[DONE]":
                             done = True
@@ -321,9 +350,13 @@ class HTTPModel:
                     if done:
                         break
             except httpx.HTTPError as exc:
-                raise transport.stream_error(exc, model, count) from exc
+                failure = exc
+            finally:
+                await chunks.aclose()
+            if failure is not None:
+                raise transport.stream_error(failure, model, count) from failure
             if not done:
-                for event in decoder.flush():
+                for event in self._events(decoder, None):
                     if event.data == "[DONE]":
                         done = True
                         break
@@ -333,11 +366,12 @@ class HTTPModel:
                     f"{model}: the stream ended after {count} events without [DONE]; "
                     "the reply is incomplete."
                 )
+        finish = finish_reason(acc.finish_reason)
         result = build_response(
             text=acc.text,
             raw_calls=acc.wire_calls(),
             usage=acc.usage,
-            finish_reason=acc.finish_reason,
+            finish_reason=finish,
             tools=tools,
             max_tokens=max_tokens,
             model_name=model,
@@ -349,20 +383,39 @@ class HTTPModel:
             yield TextDelta(hold.release())
         yield ResponseDone(result)
 
+    def _events(self, decoder: SSEDecoder, chunk: bytes | None) -> list[ServerSentEvent]:
+        """The events ``chunk`` completes (``None``: the end of the stream)."""
+        try:
+            return decoder.feed(chunk) if chunk is not None else decoder.flush()
+        except EventTooLargeError as exc:
+            error = EventTooLargeError(f"{self._model}: {exc}")
+        raise error
+
+    def _parse(self, content: bytes, content_type: str | None) -> Any:
+        """A whole reply's JSON; :class:`ModelResponseError` if it is not JSON (or nests too deep)."""
+        try:
+            return loads(content)
+        except ValueError:
+            error = unreadable(self._model, content_type, content, self._transport.secret)
+        raise error
+
     def _feed(self, acc: StreamAccumulator, data: str, model: str, transport: Transport) -> str:
         try:
-            chunk = json.loads(data)
-        except ValueError:
-            raise ModelResponseError(
-                f"{model}: a stream event is not valid JSON: {snippet(data, transport.secret)!r}"
-            ) from None
-        if (
-            isinstance(chunk, dict)
-            and "error" in chunk
-            and not ("choices" in chunk or "response" in chunk)
-        ):
-            raise transport._error(500, {}, data.encode(), model)
-        return acc.feed(chunk)
+            chunk = loads(data)
+        except ValueError as exc:
+            why = "nests too deeply" if isinstance(exc, JSONNestingError) else "is not valid JSON"
+            error = ModelResponseError(
+                f"{model}: a stream event {why}: {snippet(data, transport.secret)!r}"
+            )
+        else:
+            if (
+                isinstance(chunk, dict)
+                and "error" in chunk
+                and not ("choices" in chunk or "response" in chunk)
+            ):
+                raise transport._error(500, {}, data.encode(), model)
+            return acc.feed(chunk)
+        raise error
 
     # lifetime
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from .._json import loads
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -23,7 +24,7 @@ from ..errors import (
     RequestTooLargeError,
     ServerError,
 )
-from ._redact import redact, snippet
+from ._redact import redact, redact_bytes, snippet
 
 __all__ = [
     "QUOTA_CODES",
@@ -76,7 +77,7 @@ class Hints:
 
 def _parse_error_body(content: bytes) -> tuple[int | str | None, str]:
     try:
-        data = json.loads(content)
+        data = loads(content)
     except ValueError:
         text = content[:300].decode("utf-8", "replace").strip()
         return None, text or "(empty body)"
@@ -142,8 +143,7 @@ def error_from_response(
     secret: str | None = None,
 ) -> ModelHTTPError:
     """The :class:`ModelHTTPError` subclass for a failed reply, with a message that says what to do."""
-    if secret and len(secret) >= 8:  # (a very short test token would mangle the text)
-        content = content.replace(secret.encode(), b"***")  # before any cut could split it
+    content = redact_bytes(content, secret)  # before any cut could split it
     code, detail = _parse_error_body(content)
     detail = redact(detail, secret)
     cls: type[ModelHTTPError] | None = _CODE_CLASS.get(code) if isinstance(code, int) else None

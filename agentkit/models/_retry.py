@@ -2,7 +2,9 @@
 
 Retried: 408, 409, 429 (not the daily-quota codes), 5xx, dropped connections and timeouts,
 with exponential backoff and jitter, honouring ``retry-after`` / ``retry-after-ms`` (capped).
-400/401/403/404/413 are never retried. Retries go through tenacity.
+400/401/403/404/413 are never retried. A ``retry-after`` wait gets jitter on top of it, so
+that many requests told to come back at the same time do not all come back at once. No retry
+starts when its wait would pass the deadline of the call.
 """
 
 from __future__ import annotations
@@ -12,8 +14,6 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
-
-from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
 from ..errors import (
     ConfigurationError,
@@ -63,7 +63,13 @@ def is_retryable(exc: BaseException) -> bool:
 
 
 class RetryPolicy:
-    """How many times to retry, and how long to wait before each retry."""
+    """How many times to retry, and how long to wait before each retry.
+
+    The n-th retry waits a random time between half and all of
+    ``min(backoff_max, backoff_base * 2 ** (n - 1))``. A reply with ``retry-after`` waits that
+    long (at most ``retry_after_max``) plus a random jitter of up to half of it plus
+    ``min(backoff_base, 1)`` seconds, so that many requests told the same time spread out.
+    """
 
     __slots__ = ("backoff_base", "backoff_max", "max_retries", "retry_after_max")
 
@@ -74,64 +80,63 @@ class RetryPolicy:
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         retry_after_max: float = RETRY_AFTER_MAX,
     ) -> None:
-        if max_retries < 0:
-            raise ConfigurationError(f"max_retries must be 0 or more, got {max_retries!r}")
-        if backoff_base < 0 or backoff_max < 0:
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise ConfigurationError(
+                f"max_retries must be an integer, 0 or more, got {max_retries!r}"
+            )
+        if not backoff_base >= 0 or not backoff_max >= 0:
             raise ConfigurationError("backoff_base and backoff_max must be 0 or more seconds")
         self.max_retries = max_retries
         self.backoff_base = backoff_base
         self.backoff_max = backoff_max
         self.retry_after_max = retry_after_max
 
-    def wait(self, state: RetryCallState) -> float:
-        exc = state.outcome.exception() if state.outcome is not None else None
+    def delay(self, exc: BaseException, retry: int) -> float:
+        """Seconds to wait before retry number ``retry`` (1 for the first) after ``exc``."""
         retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float):
-            return float(min(retry_after, self.retry_after_max))
-        # Tenacity counts from the second attempt (the first runs before it takes over).
-        delay: float = min(self.backoff_max, self.backoff_base * 2.0**state.attempt_number)
-        return delay / 2 + random.uniform(0, delay / 2)
+        if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+            told = float(min(max(retry_after, 0.0), self.retry_after_max))
+            return told + random.uniform(0, told / 2 + min(self.backoff_base, 1.0))
+        step: float = min(self.backoff_max, self.backoff_base * 2.0 ** (retry - 1))
+        return step / 2 + random.uniform(0, step / 2)
 
-    def _before_sleep(self, state: RetryCallState) -> None:
-        if logger.isEnabledFor(logging.INFO):
-            exc = state.outcome.exception() if state.outcome is not None else None
-            wait = state.next_action.sleep if state.next_action is not None else 0.0
-            logger.info(
-                "attempt %d failed (%s); retrying in %.2f s",
-                state.attempt_number + 1,
-                type(exc).__name__,
-                wait,
-            )
+    async def run(self, attempt: Callable[[], Awaitable[T]], end: float | None = None) -> T:
+        """Run ``attempt`` with the retry policy; the last error is raised when it gives up.
 
-    async def run(self, attempt: Callable[[], Awaitable[T]]) -> T:
-        """Run ``attempt`` with the retry policy; the last error is raised when it gives up."""
-        try:
-            return await attempt()
-        except ModelError as exc:
-            if not self.max_retries or not is_retryable(exc):
-                raise
-            first: BaseException = exc
-        wait = self.first_wait(first)
-        if logger.isEnabledFor(logging.INFO):
-            logger.info("attempt 1 failed (%s); retrying in %.2f s", type(first).__name__, wait)
-        await asyncio.sleep(wait)
-        retryer = AsyncRetrying(
-            stop=stop_after_attempt(self.max_retries),
-            wait=self.wait,
-            retry=retry_if_exception(is_retryable),
-            before_sleep=self._before_sleep,
-            reraise=True,
-        )
-        try:
-            return await retryer(attempt)
-        except ModelError as exc:
-            attempts = 1 + retryer.statistics.get("attempt_number", 1)
-            exc.args = (f"{exc.message} (gave up after {attempts} attempts)", *exc.args[1:])
-            raise
+        ``end`` is the deadline of the whole call, in event-loop time: no retry starts when its
+        wait would reach it.
+        """
+        loop = asyncio.get_running_loop()
+        attempts = 0
+        while True:
+            try:
+                return await attempt()
+            except ModelError as exc:
+                attempts += 1
+                if not is_retryable(exc):
+                    _gave_up(exc, attempts, "")
+                    raise
+                if attempts > self.max_retries:
+                    _gave_up(exc, attempts, "")
+                    raise
+                wait = self.delay(exc, attempts)
+                if end is not None and loop.time() + wait >= end:
+                    _gave_up(exc, attempts, ": a retry would pass the deadline")
+                    raise
+                if logger.isEnabledFor(logging.INFO):
+                    logger.info(
+                        "attempt %d failed (%s); retrying in %.2f s",
+                        attempts,
+                        type(exc).__name__,
+                        wait,
+                    )
+            await _sleep(wait)
 
-    def first_wait(self, exc: BaseException) -> float:
-        retry_after = getattr(exc, "retry_after", None)
-        if isinstance(retry_after, int | float):
-            return float(min(retry_after, self.retry_after_max))
-        delay = min(self.backoff_max, self.backoff_base)
-        return delay / 2 + random.uniform(0, delay / 2)
+
+def _gave_up(exc: ModelError, attempts: int, why: str) -> None:
+    if attempts > 1 or why:
+        plural = "s" if attempts > 1 else ""
+        exc.args = (f"{exc.message} (gave up after {attempts} attempt{plural}{why})", *exc.args[1:])
+
+
+_sleep = asyncio.sleep  # (tests replace it to record the waits)

@@ -11,11 +11,28 @@ between ``\\r`` and ``\\n``), into the same events as the whole stream would giv
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SSEDecoder", "ServerSentEvent", "StreamAccumulator", "aiter_sse"]
+from ..errors import ModelResponseError
+
+__all__ = [
+    "DEFAULT_MAX_EVENT_BYTES",
+    "EventTooLargeError",
+    "SSEDecoder",
+    "ServerSentEvent",
+    "StreamAccumulator",
+    "aiter_sse",
+]
+
+DEFAULT_MAX_EVENT_BYTES = 16 * 1024 * 1024
+_EOL = re.compile(rb"\r\n|\r|\n")
+
+
+class EventTooLargeError(ModelResponseError):
+    """One event of a stream is larger than the decoder's ``max_event_bytes``."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,64 +44,103 @@ class ServerSentEvent:
 
 
 class SSEDecoder:
-    """Incremental SSE parser. Feed it byte chunks; it returns the events they complete."""
+    """Incremental SSE parser. Feed it byte chunks; it returns the events they complete.
 
-    __slots__ = ("_buf", "_data", "_event")
+    Lines end in ``\\n``, ``\\r\\n`` or a bare ``\\r`` (a line ending in ``\\r`` is complete at
+    once; a ``\\n`` that follows it in the next chunk is skipped). Each byte is scanned once, so an
+    endless line costs linear time. One event (its data lines, and a line still unfinished) may
+    hold at most ``max_event_bytes`` bytes; past that, :class:`EventTooLargeError`.
+    """
 
-    def __init__(self) -> None:
-        self._buf = b""
+    __slots__ = ("_after_cr", "_buf", "_data", "_event", "_size", "max_event_bytes")
+
+    def __init__(self, max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
+        self.max_event_bytes = max_event_bytes
+        self._buf = bytearray()  # the unfinished line
+        self._after_cr = False  # the last line ended in "\r": skip a "\n" right after it
         self._data: list[str] = []
+        self._size = 0  # bytes of the data lines of the event being read
         self._event = ""
 
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Add ``chunk`` and return the events completed by it (possibly none)."""
-        buf = self._buf + chunk if self._buf else chunk
-        if not buf:
-            return []
-        lines = buf.splitlines(keepends=True)
-        last = lines[-1]
-        if last.endswith(b"\n"):
-            self._buf = b""
-        else:
-            # An unfinished line, or one ending in "\r" that may be the first half of "\r\n".
-            self._buf = last
-            lines.pop()
         events: list[ServerSentEvent] = []
-        for raw in lines:
-            self._line(raw.rstrip(b"\r\n"), events)
+        start = 0
+        end = len(chunk)
+        if self._after_cr and end:
+            self._after_cr = False
+            if chunk[:1] == b"\n":
+                start = 1
+        while start < end:
+            match = _EOL.search(chunk, start)
+            if match is None:
+                self._buf += chunk[start:]
+                self._check(len(self._buf))
+                break
+            stop = match.start()
+            line: bytes | bytearray
+            if self._buf:
+                self._buf += chunk[start:stop]
+                self._check(len(self._buf))
+                line = self._buf  # (handed over, not copied)
+                self._buf = bytearray()
+            else:
+                line = chunk[start:stop]
+                self._check(len(line))
+            self._line(line, events)
+            start = match.end()
+            if match.group() == b"\r" and start == end:
+                self._after_cr = True
         return events
 
     def flush(self) -> list[ServerSentEvent]:
         """End of stream: return what is left (a last event without its blank line counts)."""
         events: list[ServerSentEvent] = []
         if self._buf:
-            self._line(self._buf.rstrip(b"\r\n"), events)
-            self._buf = b""
+            line = self._buf
+            self._buf = bytearray()
+            self._line(line, events)
         self._line(b"", events)
         return events
 
-    def _line(self, line: bytes, events: list[ServerSentEvent]) -> None:
+    def _check(self, pending: int) -> None:
+        if self._size + pending > self.max_event_bytes:
+            raise EventTooLargeError(
+                f"a stream event is larger than max_event_bytes ({self.max_event_bytes} bytes); "
+                "it was not read further. Pass a larger max_event_bytes= if it is really needed."
+            )
+
+    def _line(self, line: bytes | bytearray, events: list[ServerSentEvent]) -> None:
         if not line:
             if self._data:
                 events.append(ServerSentEvent("\n".join(self._data), self._event))
                 self._data = []
+            self._size = 0
             self._event = ""
             return
         if line[:1] == b":":
             return
-        name, sep, value = line.partition(b":")
-        if sep and value[:1] == b" ":
-            value = value[1:]
+        colon = line.find(b":")
+        if colon < 0:
+            name, start = line, len(line)
+        else:
+            name, start = line[:colon], colon + 1
+            if line[start : start + 1] == b" ":
+                start += 1
         if name == b"data":
-            self._data.append(value.decode("utf-8", "replace"))
+            # (a view, not a slice: a long line is not copied again before it is decoded)
+            self._data.append(str(memoryview(line)[start:], "utf-8", "replace"))
+            self._size += len(line) - start + 1
         elif name == b"event":
-            self._event = value.decode("utf-8", "replace")
+            self._event = str(memoryview(line)[start:], "utf-8", "replace")
         # "id", "retry" and unknown fields are ignored.
 
 
-async def aiter_sse(chunks: AsyncIterable[bytes]) -> AsyncIterator[ServerSentEvent]:
+async def aiter_sse(
+    chunks: AsyncIterable[bytes], max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES
+) -> AsyncIterator[ServerSentEvent]:
     """The events of a byte stream, whatever its chunk boundaries."""
-    decoder = SSEDecoder()
+    decoder = SSEDecoder(max_event_bytes)
     async for chunk in chunks:
         for event in decoder.feed(chunk):
             yield event

@@ -13,11 +13,13 @@ from ..errors import ModelResponseError
 from ..messages import Message
 from ..settings import ModelSettings
 from ._base_http import HTTPModel
+from ._body import DEFAULT_MAX_RESPONSE_BYTES
 from ._errors_map import Hints, error_from_response
 from ._ratelimit import RateLimit
-from ._redact import snippet
-from ._retry import DEFAULT_MAX_RETRIES
-from ._transport import DEFAULT_TIMEOUT
+from ._redact import clean_token, snippet
+from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
+from ._sse import DEFAULT_MAX_EVENT_BYTES
+from ._transport import DEFAULT_TIMEOUT, check_base_url
 
 if TYPE_CHECKING:
     from ..tools import Tool
@@ -41,7 +43,10 @@ class OpenAICompatible(HTTPModel):
     a bearer token when given. Tool calls the server leaves in the text are recovered
     (``recover_text_calls``). Retries, errors and ``rate_limit`` work as for
     :class:`~agentkit.models.WorkersAI`; ``stream_usage`` asks for token usage at the end of
-    streams (``stream_options``), which some older servers do not accept.
+    streams (``stream_options``), which some older servers do not accept. ``timeout``,
+    ``deadline``, ``max_response_bytes`` and ``max_event_bytes`` are as for
+    :class:`~agentkit.models.WorkersAI`. Sampling settings take the ranges OpenAI documents
+    (``frequency_penalty`` and ``presence_penalty`` from -2 to 2).
     """
 
     def __init__(
@@ -58,17 +63,20 @@ class OpenAICompatible(HTTPModel):
         headers: Mapping[str, str] | None = None,
         stream_usage: bool = True,
         recover_text_calls: bool = True,
-        backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
         limits: httpx.Limits | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
         _hints: Hints = _HINTS,
     ) -> None:
-        self._base_url = base_url.rstrip("/")
+        self._base_url = check_base_url(base_url, "base_url")
         self._endpoint = httpx.URL(self._base_url + "/chat/completions")
         self._stream_usage = stream_usage
         self._init_http(
             model,
-            token=api_key,
+            token=clean_token(api_key, "api_key"),
             headers=headers,
             settings=settings,
             recover_text_calls=recover_text_calls,
@@ -80,6 +88,9 @@ class OpenAICompatible(HTTPModel):
             rate_limit=rate_limit,
             http_client=http_client,
             limits=limits,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
+            max_event_bytes=max_event_bytes,
         )
 
     @property

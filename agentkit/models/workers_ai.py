@@ -15,12 +15,14 @@ from ..errors import ConfigurationError, MissingCredentialsError, ModelResponseE
 from ..messages import Message, ModelEvent, ModelResponse
 from ..settings import ModelSettings
 from ._base_http import MAX_CONTENT_CHARS, HTTPModel
+from ._body import DEFAULT_MAX_RESPONSE_BYTES
 from ._errors_map import Hints, error_from_response
 from ._ratelimit import RateLimit
-from ._redact import snippet
-from ._retry import DEFAULT_MAX_RETRIES
+from ._redact import clean_token, snippet
+from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
+from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._textcalls import call_as_text
-from ._transport import DEFAULT_TIMEOUT
+from ._transport import DEFAULT_TIMEOUT, check_base_url
 from .openai import OpenAICompatible
 
 if TYPE_CHECKING:
@@ -61,8 +63,11 @@ class WorkersAI(HTTPModel):
     - ``base_url``: API root (default ``CLOUDFLARE_API_BASE_URL`` or
       ``https://api.cloudflare.com/client/v4``); ``gateway="name"`` routes through AI Gateway
       instead (``gateway_base_url`` to change its host).
-    - ``timeout`` (seconds per read), ``max_retries`` (retries after the first attempt),
+    - ``timeout`` (seconds per read), ``deadline`` (seconds for a whole call, retries included;
+      default five times ``timeout``), ``max_retries`` (retries after the first attempt),
       ``backoff_base`` / ``backoff_max`` (exponential backoff with jitter, in seconds).
+    - ``max_response_bytes`` / ``max_event_bytes``: caps on a reply's decoded size and on one
+      streamed event (32 MiB and 16 MiB by default).
     - ``rate_limit``: requests per minute (e.g. ``300``, the account default) or a
       :class:`~agentkit.models.RateLimit`; requests are spaced client-side.
     - ``http_client``: your own :class:`httpx.AsyncClient` (never closed by this object).
@@ -91,27 +96,37 @@ class WorkersAI(HTTPModel):
         settings: ModelSettings | None = None,
         headers: Mapping[str, str] | None = None,
         recover_text_calls: bool = True,
-        backoff_base: float = 0.5,
-        backoff_max: float = 8.0,
+        backoff_base: float = DEFAULT_BACKOFF_BASE,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
         limits: httpx.Limits | None = None,
+        deadline: float | None = None,
+        max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
+        max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
     ) -> None:
         if tool_style not in ("function", "flat"):
             raise ConfigurationError(f"tool_style must be 'function' or 'flat', got {tool_style!r}")
         if not model:
             raise ConfigurationError("model must be a Workers AI model name, e.g. " + DEFAULT_MODEL)
-        self._account_id = account_id or os.environ.get("CLOUDFLARE_ACCOUNT_ID") or None
+        self._account_id = (
+            account_id or os.environ.get("CLOUDFLARE_ACCOUNT_ID") or ""
+        ).strip() or None
         token = (
-            api_token
-            or os.environ.get("CLOUDFLARE_API_TOKEN")
-            or os.environ.get("CLOUDFLARE_AUTH_TOKEN")
-            or None
+            clean_token(api_token, "api_token")
+            or clean_token(os.environ.get("CLOUDFLARE_API_TOKEN"), "CLOUDFLARE_API_TOKEN")
+            or clean_token(os.environ.get("CLOUDFLARE_AUTH_TOKEN"), "CLOUDFLARE_AUTH_TOKEN")
         )
         self._token = token
-        self._base_url = (
-            base_url or os.environ.get("CLOUDFLARE_API_BASE_URL") or DEFAULT_BASE_URL
-        ).rstrip("/")
+        if base_url:
+            self._base_url = check_base_url(base_url, "base_url")
+        elif os.environ.get("CLOUDFLARE_API_BASE_URL"):
+            self._base_url = check_base_url(
+                os.environ["CLOUDFLARE_API_BASE_URL"], "CLOUDFLARE_API_BASE_URL"
+            )
+        else:
+            self._base_url = DEFAULT_BASE_URL
         self._gateway = gateway
-        self._gateway_base_url = gateway_base_url.rstrip("/")
+        self._gateway_base_url = check_base_url(gateway_base_url, "gateway_base_url")
+        _check_settings(settings)
         self._tool_style: ToolStyle = tool_style
         self._extra_headers = dict(headers or {})
         self._options: dict[str, Any] = {
@@ -121,6 +136,9 @@ class WorkersAI(HTTPModel):
             "backoff_max": backoff_max,
             "http_client": http_client,
             "limits": limits,
+            "deadline": deadline,
+            "max_response_bytes": max_response_bytes,
+            "max_event_bytes": max_event_bytes,
             "settings": settings,
             "recover_text_calls": recover_text_calls,
         }
@@ -138,6 +156,9 @@ class WorkersAI(HTTPModel):
             rate_limit=rate_limit,
             http_client=http_client,
             limits=limits,
+            deadline=deadline,
+            max_response_bytes=max_response_bytes,
+            max_event_bytes=max_event_bytes,
         )
         self._endpoint: httpx.URL | None = None
         if self._account_id and token:
@@ -182,6 +203,10 @@ class WorkersAI(HTTPModel):
         return self._endpoint
 
     # translation to the Workers AI wire
+
+    def _fields(self, settings: ModelSettings | None) -> dict[str, Any]:
+        _check_settings(settings)
+        return super()._fields(settings)
 
     def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [_complete_definition(tool.definition(self._tool_style)) for tool in tools]
@@ -237,9 +262,29 @@ class WorkersAI(HTTPModel):
                 hints=_HINTS,
                 secret=self._token,
             )
-        result = data.get("result", data)
+        result = data.get("result")
+        if result is None:
+            found = "no result" if "result" not in data else "a null result"
+            raise ModelResponseError(
+                f"{self._model}: the reply has {found}; Workers AI answers "
+                '{"success": true, "result": {...}}. The server sent: '
+                f"{snippet(json.dumps(data, ensure_ascii=False), self._token, 200)!r}"
+            )
         if not isinstance(result, dict):
-            return result, None, None, None
+            return result, None, None, None  # a bare value: the answer itself
+        choices = result.get("choices")
+        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+            # Newer models answer with an OpenAI chat.completion object inside "result".
+            choice = choices[0]
+            message = choice.get("message")
+            if not isinstance(message, dict):
+                message = {}
+            return (
+                message.get("content"),
+                message.get("tool_calls"),
+                result.get("usage"),
+                choice.get("finish_reason"),
+            )
         return (
             result.get("response"),
             result.get("tool_calls"),
@@ -326,6 +371,26 @@ class WorkersAI(HTTPModel):
             _hints=_HINTS,
             **self._options,
         )
+
+
+_WORKERS_AI_RANGES = {
+    "frequency_penalty": (0.0, 2.0),
+    "presence_penalty": (0.0, 2.0),
+}
+"""Settings whose Workers AI range is narrower than the one :class:`ModelSettings` allows."""
+
+
+def _check_settings(settings: ModelSettings | None) -> None:
+    """Refuse settings outside the ranges of the Workers AI text-generation schema."""
+    if settings is None:
+        return
+    for name, (low, high) in _WORKERS_AI_RANGES.items():
+        value = getattr(settings, name)
+        if value is not None and not low <= value <= high:
+            raise ConfigurationError(
+                f"{name}={value!r} is outside the range Workers AI accepts ({low:g} to "
+                f"{high:g}); OpenAI-compatible servers accept -2 to 2."
+            )
 
 
 def _complete_definition(definition: dict[str, Any]) -> dict[str, Any]:
