@@ -339,6 +339,7 @@ class SQLiteSession:
         self.max_input_tokens = max_input_tokens
         self.timeout = timeout
         self._db: sqlite3.Connection | None = None
+        self._pid = 0  # the process that opened ``_db``
         self._guard = threading.Lock()  # one connection, used from worker threads in turn
 
     @property
@@ -365,6 +366,8 @@ class SQLiteSession:
             db.commit()
 
     def _connect(self) -> sqlite3.Connection:
+        if self._db is not None and self._pid != os.getpid():
+            self._db = None  # a forked child: the parent's connection is not ours to use
         if self._db is None:
             import sqlite3
 
@@ -383,7 +386,7 @@ class SQLiteSession:
                 raise ConfigurationError(
                     f"cannot use {self.path!r} as a session file: {exc}"
                 ) from exc
-            self._db = db
+            self._db, self._pid = db, os.getpid()
         return self._db
 
     def close(self) -> None:

@@ -337,6 +337,23 @@ def test_bad_session_arguments_are_rejected(
         SQLiteSession(path=tmp_path / "x.db", **kwargs)
 
 
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_opens_its_own_connection(session: SQLiteSession, db: Path) -> None:
+    session.append_sync([Message.user("from the parent")])
+    pid = os.fork()
+    if pid == 0:  # the child: the same object, a new process
+        try:
+            inherited = session._db  # SQLite forbids using a connection across fork()
+            session.append_sync([Message.user("from the child")])
+            os._exit(0 if session._db is not inherited else 3)
+        except BaseException:
+            os._exit(1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    session.append_sync([Message.user("parent again")])
+    assert [m.content for m in stored(db)] == ["from the parent", "from the child", "parent again"]
+
+
 def test_full_synchronous_mode_is_applied(db: Path) -> None:
     with SQLiteSession("a", db, synchronous="FULL") as session:
         session.load_sync()
