@@ -677,8 +677,6 @@ class Agent(Generic[OutputT]):
         final_request = False
         try:
             while True:
-                if stored is not None:  # every step is kept as soon as it is done
-                    await stored.save(messages)
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
                     results: list[ToolResult | None] = [None] * len(calls)
@@ -723,7 +721,7 @@ class Agent(Generic[OutputT]):
                         f"max_total_tokens={opts.max_total_tokens}; raise the limit or start "
                         "from a shorter history"
                     )
-                if stored is not None:
+                if stored is not None:  # the prompt and the results so far, kept before asking
                     await stored.save(messages)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
@@ -761,6 +759,8 @@ class Agent(Generic[OutputT]):
                         )
                     calls = self._unique(run, response.tool_calls)
                     messages.append(_message("assistant", response.text or "", tool_calls=calls))
+                    if stored is not None:  # kept before the calls run: a crash resumes them
+                        await stored.save(messages)
                     last = response
                     continue
 
@@ -797,7 +797,7 @@ class Agent(Generic[OutputT]):
                         )
                         yield StepFinished(run.steps, response.usage)
                         continue
-                if stored is not None:
+                if stored is not None:  # the answer
                     await stored.save(messages)
                 yield StepFinished(run.steps, response.usage)
                 result: RunResult[OutputT] = RunResult(
