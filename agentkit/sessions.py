@@ -247,24 +247,20 @@ CREATE TABLE IF NOT EXISTS agentkit_session_locks (
 _held_here: set[str] = set()
 
 
+def _stat(pid: int) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (Linux; ``[]`` elsewhere):
+    ``[0]`` is the state, ``[19]`` the start time."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
+            return f.read().rpartition(")")[2].split()
+    except OSError:
+        return []
+
+
 def _process_start(pid: int) -> str | None:
-    """When process ``pid`` started (Linux ``/proc``), to tell a reused pid from its holder."""
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat.rpartition(")")[2].split()
+    """When process ``pid`` started, to tell a reused pid from the process that took a lock."""
+    fields = _stat(pid)
     return fields[19] if len(fields) > 19 else None
-
-
-def _process_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as f:
-            fields = f.read().rpartition(")")[2].split()
-    except OSError:
-        return None
-    return fields[0] if fields else None
 
 
 def _this_host() -> str:
@@ -284,17 +280,20 @@ def _alive(run_id: str, pid: int, host: str, process_start: str | None) -> bool:
         return True
     if pid == os.getpid():
         return run_id in _held_here
+    if os.name == "nt":
+        return True  # no way to ask here without a risk to the process (os.kill ends it)
     try:
-        os.kill(pid, 0)
+        os.kill(pid, 0)  # signal 0: only asks whether the process exists
     except ProcessLookupError:
         return False
     except PermissionError:
         pass  # it exists, under another user
     except OSError:
         return False
-    if _process_state(pid) in ("Z", "X"):
+    fields = _stat(pid)
+    if fields and fields[0] in ("Z", "X"):
         return False  # killed, not yet reaped by its parent
-    start = _process_start(pid)
+    start = fields[19] if len(fields) > 19 else None
     return not (process_start and start and start != process_start)
 
 

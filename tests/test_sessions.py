@@ -618,6 +618,29 @@ def test_a_killed_process_loses_nothing_and_its_lock_does_not_block(
     session.close()
 
 
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
+def test_a_killed_holder_not_yet_reaped_does_not_block(tmp_path: Path, db: Path) -> None:
+    proc = _worker(tmp_path, db, "alice", "hang")
+    try:
+        deadline = time.monotonic() + 60
+        while not Path(f"{db}.ready").exists():
+            assert proc.poll() is None, proc.communicate()[1].decode()
+            assert time.monotonic() < deadline, "the worker never reached its tool"
+            time.sleep(0.05)
+        os.kill(proc.pid, signal.SIGKILL)
+        # Not waited for: the process is a zombie, which signal 0 still finds.
+        deadline = time.monotonic() + 30
+        while "Z" not in Path(f"/proc/{proc.pid}/stat").read_text().rpartition(")")[2][:3]:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        with SQLiteSession("alice", db) as session:
+            result = Agent(ScriptedModel(["step 1 skipped", "done"]), []).run_sync(session=session)
+        assert result.output == "step 1 skipped"  # the dead run's call was answered, then asked
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+
 def test_a_run_waits_for_its_turn_after_a_refusal(session: SQLiteSession) -> None:
     # Refused runs leave nothing behind: the session is usable at once afterwards.
     agent = Agent(ScriptedModel(["a", "b"]))
