@@ -17,13 +17,14 @@ class JSONNestingError(ValueError):
     """The text nests arrays or objects deeper than can be parsed."""
 
 
-def loads(data: str | bytes | bytearray) -> Any:
+def loads(data: str | bytes | bytearray, *, strict: bool = True) -> Any:
     """``json.loads``, with nesting too deep for the parser raised as :class:`JSONNestingError`.
 
     Other malformed input raises ``json.JSONDecodeError`` (a ``ValueError``) as usual.
+    ``strict=False`` accepts control characters written raw inside strings.
     """
     try:
-        return json.loads(data)
+        return json.loads(data, strict=strict)
     except RecursionError:
         raise JSONNestingError(
             "the JSON nests arrays or objects too deeply to parse (deeper than about "

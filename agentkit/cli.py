@@ -2,7 +2,8 @@
 
 Each command is one small ``_add_<name>(subparsers)`` function that declares its arguments and
 sets its handler; :data:`COMMANDS` lists them. A handler takes the parsed arguments and returns
-the exit status. Ctrl-C exits with 130 and a one-line message.
+the exit status. Ctrl-C exits with 130 and a one-line message (``run`` first prints the transcript
+so far; ``batch`` says how to continue).
 """
 
 from __future__ import annotations
@@ -10,13 +11,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
 from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
 from .errors import AgentKitError, ConfigurationError
-from .messages import Message, ResponseDone, TextDelta, ToolCall
+from .messages import Message, ResponseDone, TextDelta, ToolCall, Usage
 from .sessions import SQLiteSession
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -111,14 +113,9 @@ async def _close(model: Any) -> None:
 
 
 def _load(target: str) -> Agent[Any]:
-    from .batch import load_agent
+    from ._load import load_agent
 
-    try:
-        return load_agent(target)
-    except ConfigurationError:
-        raise
-    except Exception as exc:  # the user's file failed to import
-        raise ConfigurationError(f"cannot load {target!r}: {type(exc).__name__}: {exc}") from exc
+    return load_agent(target)
 
 
 def _read_prompt(prompt: str | None) -> str:
@@ -179,6 +176,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     online = has_credentials()
     if not online:
         print("No CLOUDFLARE_ACCOUNT_ID/CLOUDFLARE_API_TOKEN set: running on a scripted model.")
+        if args.prompt:
+            print(
+                "The offline demo answers its own question, not yours; set both variables "
+                "to ask your question on Workers AI."
+            )
     prompt = args.prompt if online and args.prompt else DEMO_PROMPT
     agent = build_demo_agent()
     print(f"question: {prompt}")
@@ -224,6 +226,52 @@ def _add_run(subparsers: _Subparsers) -> None:
     parser.set_defaults(handler=_cmd_run)
 
 
+def _transcript_lines(messages: Sequence[Message]) -> list[str]:
+    """A transcript as text: one line per message, tool calls and results marked."""
+    lines: list[str] = []
+    for message in messages:
+        if message.role == "system":
+            continue
+        if message.role == "tool":
+            mark = "✗" if message.is_error else "←"
+            lines.append(f"  {mark} {message.name or 'tool'}: {message.content}")
+            continue
+        if message.content or not message.tool_calls:
+            lines.append(f"{message.role}: {message.content}")
+        lines.extend(f"  → {_describe_call(call)}" for call in message.tool_calls)
+    return lines
+
+
+def _print_unfinished(
+    error: BaseException,
+    messages: Sequence[Message] | None,
+    usage: Usage | None,
+    *,
+    as_json: bool,
+) -> None:
+    """What an unfinished run produced, on stdout: as JSON (``--json``) or as text."""
+    messages = list(messages or ())
+    usage = usage or Usage()
+    interrupted = isinstance(error, KeyboardInterrupt | asyncio.CancelledError)
+    if as_json:
+        data = {
+            "output": None,
+            "messages": [m.model_dump(mode="json", exclude_defaults=True) for m in messages],
+            "usage": usage.model_dump(),
+            "interrupted": interrupted,
+            "error": {
+                "type": type(error).__name__,
+                "message": "interrupted" if interrupted else str(error),
+            },
+        }
+        print(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    why = "interrupted" if interrupted else f"stopped by {type(error).__name__}"
+    print(f"\n[{why} after {usage.requests} model requests; the transcript so far:]")
+    for line in _transcript_lines(messages):
+        print(line)
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
     agent = _load(args.target)
     session = _open_session(args)
@@ -234,6 +282,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
         prompt = _read_prompt(args.prompt)
     if args.approve:
         agent.approve, agent.approve_all = _approve_on_terminal, True
+    # Filled from the error of an unfinished run: every error leaving a run carries its
+    # transcript and usage (Ctrl-C arrives in the run as a cancellation).
+    unfinished: dict[str, Any] = {
+        "messages": [Message.user(prompt)] if prompt else [],
+        "usage": None,
+    }
 
     async def go() -> RunResult[Any]:
         try:
@@ -247,10 +301,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
                 out=sys.stdout,
                 session=session,
             )
+        except BaseException as exc:
+            unfinished["messages"] = getattr(exc, "messages", None) or unfinished["messages"]
+            unfinished["usage"] = getattr(exc, "usage", None)
+            raise
         finally:
             await _close(agent.model)
 
-    result = asyncio.run(go())
+    try:
+        result = asyncio.run(go())
+    except KeyboardInterrupt as exc:
+        _print_unfinished(exc, unfinished["messages"], unfinished["usage"], as_json=args.json)
+        raise
+    except AgentKitError as exc:
+        if args.json:
+            _print_unfinished(exc, unfinished["messages"], unfinished["usage"], as_json=True)
+        raise
     if args.json:
         print(json.dumps(result.to_dict(), ensure_ascii=False, indent=2))
     return 0
@@ -376,9 +442,90 @@ def _cmd_complete(args: argparse.Namespace) -> int:
 
 
 def _add_batch(subparsers: _Subparsers) -> None:
-    from .batch import add_batch_command
+    parser = subparsers.add_parser(
+        "batch",
+        help="run an agent over many inputs (JSONL), saving results as they finish",
+        description=(
+            "Run an agent on every line of a JSONL file (a JSON string, or an object with "
+            "'input' and an optional 'id') and append one JSON result per line to the output. "
+            "One process at a time works on an output file (it is locked while the job runs). "
+            "With --resume, inputs already done are skipped; inputs that were running when the "
+            "job stopped run again, their tools included (at-least-once per input)."
+        ),
+    )
+    parser.add_argument("target", help="the agent, as FILE.py:NAME or package.module:NAME")
+    parser.add_argument("inputs", help="the inputs file, one JSON string or object per line")
+    parser.add_argument("-o", "--output", required=True, help="the results file (JSONL)")
+    parser.add_argument(
+        "--concurrency", type=int, default=4, help="runs at the same time (default: 4)"
+    )
+    parser.add_argument(
+        "--resume", action="store_true", help="skip inputs already done in the output file"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the output file if it exists"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    parser.set_defaults(handler=_cmd_batch)
 
-    add_batch_command(subparsers)
+
+def _resume_command(args: argparse.Namespace) -> str:
+    """The command line that continues this batch."""
+    words = ["agentkit", "batch", args.target, args.inputs, "-o", args.output]
+    if args.concurrency != 4:
+        words += ["--concurrency", str(args.concurrency)]
+    if args.no_progress:
+        words.append("--no-progress")
+    return shlex.join([*words, "--resume"])
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    """0 when every input succeeded, 1 when some failed or the job stopped, 2 on a usage error,
+    130 on Ctrl-C."""
+    from .jobs import JobReporter, run_batch, summary
+
+    def tell(message: str) -> None:
+        sys.stderr.write(f"agentkit batch: {message}\n")
+
+    reporter = JobReporter(
+        False if args.no_progress else None,
+        resume_hint=f"run: {_resume_command(args)}",
+        say=tell,
+        inform=tell,
+    )
+    try:
+        agent = _load(args.target)
+    except ConfigurationError as exc:
+        tell(str(exc))
+        return 2
+
+    async def go() -> Any:
+        try:
+            return await run_batch(
+                agent,
+                args.inputs,
+                output=args.output,
+                concurrency=args.concurrency,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                reporter=reporter,
+            )
+        finally:
+            await _close(agent.model)
+
+    try:
+        report = asyncio.run(go())
+    except KeyboardInterrupt:
+        if not reporter.stop_reported:
+            raise
+        return 130
+    except AgentKitError as exc:
+        if reporter.stop_reported:
+            return 1  # the reporter said why and how to continue
+        tell(str(exc) if isinstance(exc, ConfigurationError) else f"{type(exc).__name__}: {exc}")
+        return 2 if isinstance(exc, ConfigurationError) else 1
+    tell(summary(report))
+    return 0 if report.ok else 1
 
 
 # --- entry point -----------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from typing import Any
 
 from agentkit import Message
 from agentkit.agent import Agent
-from agentkit.batch import read_results, run_batch
+from agentkit.jobs import read_results, run_batch
 from agentkit.models import Model, WorkersAI
 from agentkit.settings import ModelSettings
 from agentkit.testing import FunctionModel

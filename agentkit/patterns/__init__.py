@@ -3,7 +3,7 @@
 - :mod:`agentkit.patterns.summarize`: map-reduce and refine summaries of long texts;
 - :mod:`agentkit.patterns.retrieval`: a BM25 index, a search tool and an agent that cites.
 
-Batches of agent runs live in :mod:`agentkit.batch`; agents as tools in ``Agent.as_tool``.
+Batches of agent runs live in :mod:`agentkit.jobs`; agents as tools in ``Agent.as_tool``.
 
 The async ``summarize`` function is imported from its module,
 ``from agentkit.patterns.summarize import summarize``: re-exporting it here would hide the

@@ -8,14 +8,15 @@ server speaking the Workers AI and OpenAI wire formats, with faults on demand. S
 
 from __future__ import annotations
 
-from .models.scripted import (
+from ..models.scripted import (
     FunctionModel,
     ScriptedModel,
     ScriptedRequest,
     ScriptExhaustedError,
     to_response,
 )
-from .testing_server import Reply, WireRequest, WireServer
+from ._schema_check import schema_violations
+from ._server import Reply, WireRequest, WireServer
 
 __all__ = [
     "FunctionModel",
@@ -25,5 +26,6 @@ __all__ = [
     "ScriptedRequest",
     "WireRequest",
     "WireServer",
+    "schema_violations",
     "to_response",
 ]
