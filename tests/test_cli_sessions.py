@@ -14,7 +14,7 @@ import pytest
 from _secrets import SECRET_TOKEN
 
 from agentkit import SQLiteSession
-from agentkit.testing_server import Reply, WireServer
+from agentkit.testing import Reply, WireServer
 
 AGENT_FILE = textwrap.dedent(
     """

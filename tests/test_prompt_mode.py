@@ -20,7 +20,7 @@ from agentkit import (
     TextDelta,
 )
 from agentkit.models import WorkersAI
-from agentkit.testing_server import Reply, WireServer, schema_violations
+from agentkit.testing import Reply, WireServer, schema_violations
 
 Make = Callable[..., WorkersAI]
 
