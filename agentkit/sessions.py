@@ -105,35 +105,51 @@ def trim_messages(
     a message with the tool results that follow it (an assistant turn and the results of its
     calls stay together). Whole turns are kept from the end while they fit in ``max_messages``
     messages and ``max_input_tokens`` estimated tokens (:func:`estimate_tokens`, system
-    messages included). The latest turn is always kept, even when it alone is over a bound.
+    messages included). The latest turn is always kept, even when it alone is over a bound;
+    so is the last user message (the request being worked on), placed right after the system
+    prompt when the turns after it do not all fit, and counted in the bounds.
     """
     if max_messages is None and max_input_tokens is None:
         return list(messages)
     head = 0
     while head < len(messages) and messages[head].role == "system":
         head += 1
-    count_left = len(messages) if max_messages is None else max_messages
-    tokens_left = 0
+    pin = len(messages) - 1
+    while pin >= head and messages[pin].role != "user":
+        pin -= 1
+    budget = [len(messages) if max_messages is None else max_messages, 0]
     if max_input_tokens is not None:
-        tokens_left = max_input_tokens - sum(estimate_tokens(m) for m in messages[:head])
-    start = end = len(messages)
-    while end > head:
-        first = end - 1
-        while first > head and messages[first].role == "tool":
-            first -= 1
-        size = end - first
-        cost = 0
-        if max_input_tokens is not None:
-            cost = sum(estimate_tokens(m) for m in messages[first:end])
-        kept_some = start < len(messages)
-        if kept_some and (
-            size > count_left or (max_input_tokens is not None and cost > tokens_left)
-        ):
-            break
-        count_left -= size
-        tokens_left -= cost
-        start = end = first
-    return [*messages[:head], *messages[start:]]
+        budget[1] = max_input_tokens - sum(estimate_tokens(m) for m in messages[:head])
+
+    def cost(part: Sequence[Message]) -> tuple[int, int]:
+        tokens = 0 if max_input_tokens is None else sum(estimate_tokens(m) for m in part)
+        return len(part), tokens
+
+    def walk(end: int, stop: int, keep_one: bool) -> int:
+        """Where the whole turns of ``messages[stop:end]`` that fit begin, from the end."""
+        start = end
+        while end > stop:
+            first = end - 1
+            while first > stop and messages[first].role == "tool":
+                first -= 1
+            size, tokens = cost(messages[first:end])
+            fits = size <= budget[0] and (max_input_tokens is None or tokens <= budget[1])
+            if not fits and not (keep_one and start == len(messages)):
+                break
+            budget[0] -= size
+            budget[1] -= tokens
+            start = end = first
+        return start
+
+    if pin < head or pin == len(messages) - 1:  # no user message, or it is the latest turn
+        return [*messages[:head], *messages[walk(len(messages), head, True) :]]
+    size, tokens = cost(messages[pin : pin + 1])
+    budget[0] -= size
+    budget[1] -= tokens
+    after = walk(len(messages), pin + 1, True)
+    if after > pin + 1:  # the turns after the request do not all fit: pin it
+        return [*messages[:head], messages[pin], *messages[after:]]
+    return [*messages[:head], *messages[walk(pin, head, False) :]]
 
 
 def _check_bounds(max_messages: int | None, max_input_tokens: int | None) -> None:

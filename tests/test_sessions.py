@@ -386,9 +386,27 @@ async def test_a_tool_step_is_never_cut_from_its_results(db: Path) -> None:
     model = ScriptedModel([calls, "done"])
     with SQLiteSession("alice", db, max_messages=2) as session:
         await Agent(model, [lookup]).run("three cities", session=session)
-    # The last turn (an assistant step and its three results) is sent whole, over the bound.
+    # The last turn (an assistant step and its three results) is sent whole, over the bound,
+    # and so is the request it works on.
     sent = model.requests[-1].messages
-    assert [m.role for m in sent] == ["assistant", "tool", "tool", "tool"]
+    assert [m.role for m in sent] == ["user", "assistant", "tool", "tool", "tool"]
+
+
+async def test_the_request_stays_in_view_during_a_long_run(db: Path) -> None:
+    steps = [ToolCall(name="lookup", arguments={"city": c}) for c in "ABCD"]
+    model = ScriptedModel(["earlier answer", *steps, "done"])
+    agent = Agent(model, [lookup], system_prompt="Be brief.")
+    with SQLiteSession("alice", db, max_messages=3) as session:
+        await agent.run("an earlier question", session=session)
+        await agent.run("Weather in A, B, C and D?", session=session)
+    sent = model.requests[-1].messages
+    assert [(m.role, m.content[:9]) for m in sent] == [
+        ("system", "Be brief."),
+        ("user", "Weather i"),
+        ("assistant", ""),
+        ("tool", "sunny in "),
+    ]
+    assert sent[-1].content == "sunny in D"
 
 
 async def test_a_token_budget_bounds_what_is_sent(db: Path) -> None:
@@ -433,41 +451,54 @@ def conversations(draw: st.DrawFn) -> list[Message]:
     st.one_of(st.none(), st.integers(1, 10)),
     st.one_of(st.none(), st.integers(1, 400)),
 )
-def test_trimming_keeps_the_system_prompt_and_whole_turns(
+def test_trimming_keeps_the_system_prompt_the_request_and_whole_turns(
     messages: list[Message], max_messages: int | None, max_tokens: int | None
 ) -> None:
     kept = trim_messages(messages, max_messages=max_messages, max_input_tokens=max_tokens)
+    if max_messages is None and max_tokens is None:
+        assert kept == messages
     head = [m for m in messages if m.role == "system"]
     body = messages[len(head) :]
     assert kept[: len(head)] == head, "the system prompt is kept"
-    tail = kept[len(head) :]
-    assert tail == body[len(body) - len(tail) :], "what is kept is the end of the conversation"
+    sent = kept[len(head) :]
+    users = [i for i, m in enumerate(body) if m.role == "user"]
+    latest = max((i for i, m in enumerate(body) if m.role != "tool"), default=0)
+
+    # What is sent is the end of the conversation, or the last user message (the request
+    # being worked on) followed by the end of what came after it.
+    if sent == body[len(body) - len(sent) :]:
+        pinned = False
+        suffix_start = len(body) - len(sent)
+    else:
+        pinned = True
+        suffix_start = len(body) - len(sent) + 1
+        assert users and sent[0] is body[users[-1]] and suffix_start > users[-1] + 1
+        assert sent[1:] == body[suffix_start:]
     if body:
-        assert tail, "the latest turn is always sent"
+        assert body[latest] in sent, "the latest turn is always sent"
+    if users:
+        assert any(m is body[users[-1]] for m in sent), "the request is always sent"
     # No tool result is sent without the call it answers.
-    sent_calls = {c.id for m in tail for c in m.tool_calls}
-    assert all(m.tool_call_id in sent_calls for m in tail if m.role == "tool")
-    # Within the bounds, unless the latest turn alone is over them.
-    last_turn = len(body) - max((i for i, m in enumerate(body) if m.role != "tool"), default=0)
-    if len(tail) > last_turn:
+    sent_calls = {c.id for m in sent for c in m.tool_calls}
+    assert all(m.tool_call_id in sent_calls for m in sent if m.role == "tool")
+    # Within the bounds, unless what must be sent (the latest turn, the request) is over them.
+    must = len(body) - latest + (1 if users and users[-1] < latest else 0)
+    if len(sent) > must:
         if max_messages is not None:
-            assert len(tail) <= max_messages
+            assert len(sent) <= max_messages
         if max_tokens is not None:
             assert sum(estimate_tokens(m) for m in kept) <= max_tokens
-    # Nothing more could have been kept: the turn before the cut would break a bound.
-    if len(tail) < len(body):
-        start = len(body) - len(tail)
-        first = start - 1
+    # Nothing more could have been sent: the whole turn before the cut would break a bound.
+    if suffix_start > 0 and len(sent) < len(body):
+        first = suffix_start - 1
         while first > 0 and body[first].role == "tool":
             first -= 1
-        wider = body[first:]
+        wider = ([body[users[-1]]] if pinned else []) + body[first:]
         too_many = max_messages is not None and len(wider) > max_messages
         too_long = (
             max_tokens is not None and sum(estimate_tokens(m) for m in [*head, *wider]) > max_tokens
         )
         assert too_many or too_long
-    if max_messages is None and max_tokens is None:
-        assert kept == messages
 
 
 # --- several processes on one file ---------------------------------------------------------
