@@ -181,6 +181,7 @@ class _Run:
         "deps",
         "exhausted",
         "failures",
+        "instructed",
         "messages",
         "opts",
         "output_failures",
@@ -208,6 +209,7 @@ class _Run:
         self.deps = deps
         self.opts = opts
         self.stored = stored  # the session this run loads from and saves to, if any
+        self.instructed: tuple[Message | None, Message] | None = None  # see sent()
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
@@ -238,7 +240,12 @@ class _Run:
         if self.stored is not None:
             messages = self.stored.session.trim(messages)
         if self.opts.extra:
-            messages = _with_instructions(messages, self.opts.extra)
+            first = messages[0] if messages and messages[0].role == "system" else None
+            if self.instructed is None or self.instructed[0] is not first:
+                # Built once per run: the same message object in every request of the run.
+                text = self.opts.extra if first is None else _join(first.content, self.opts.extra)
+                self.instructed = (first, _message("system", text))
+            messages = [self.instructed[1], *(messages if first is None else messages[1:])]
         return messages
 
 
@@ -1047,14 +1054,6 @@ def _join(first: str, second: str) -> str:
 def _schema_instructions(output: TypeAdapter[Any]) -> str:
     schema = json.dumps(output.json_schema(), separators=(",", ":"))
     return f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
-
-
-def _with_instructions(messages: list[Message], extra: str) -> list[Message]:
-    """The messages with ``extra`` added to the leading system message (or as a new one)."""
-    if messages and messages[0].role == "system":
-        first = messages[0].model_copy(update={"content": _join(messages[0].content, extra)})
-        return [first, *messages[1:]]
-    return [_message("system", extra), *messages]
 
 
 def _error_result(text: str) -> ToolResult:

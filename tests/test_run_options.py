@@ -114,6 +114,8 @@ def test_instructions_go_with_every_request_of_the_run_only() -> None:
     for request in model.requests:
         assert request.messages[0].content == "You know cities.\n\nAnswer in French."
     assert result.messages[0].content == "You know cities."  # not recorded
+    # One message object for the whole run, so a cache keyed on the prompt prefix holds.
+    assert model.requests[0].messages[0] is model.requests[1].messages[0]
 
     agent.run_sync("Again", message_history=result.messages)
     assert model.requests[-1].messages[0].content == "You know cities."
