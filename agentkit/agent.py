@@ -671,7 +671,7 @@ class Agent(Generic[OutputT]):
         messages = list(message_history or ())
         if opts.system and (not messages or messages[0].role != "system"):
             messages.insert(0, _message("system", opts.system))
-        if not new_input and not messages:
+        if not new_input and not message_history:  # a system prompt alone is not a request
             raise ConfigurationError(
                 "nothing to run: pass a prompt or a message_history (or a session that holds one)"
             )

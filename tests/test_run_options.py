@@ -131,6 +131,13 @@ def test_instructions_without_a_system_prompt_become_one() -> None:
     assert [m.role for m in result.messages] == ["user", "assistant"]
 
 
+def test_a_system_prompt_alone_is_nothing_to_run() -> None:
+    model = ScriptedModel(["never"])
+    with pytest.raises(ConfigurationError, match="nothing to run"):
+        Agent(model, system_prompt="Be brief.").run_sync(instructions="Be terse.")
+    assert model.requests == []
+
+
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
