@@ -40,7 +40,13 @@ from typing_extensions import TypedDict
 
 from .errors import ToolArgumentsError, ToolDefinitionError
 
-__all__ = ["FunctionSchema", "build_function_schema", "format_validation_error", "humanize"]
+__all__ = [
+    "FunctionSchema",
+    "build_function_schema",
+    "compact_json_schema",
+    "format_validation_error",
+    "humanize",
+]
 
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
 _MAX_LISTED_ERRORS = 8
@@ -282,6 +288,124 @@ def _top_level_property(raw: dict[str, Any], description: str, default: Any) -> 
     elif "default" in raw:
         prop["default"] = raw["default"]
     return prop
+
+
+# --- schemas written by others (MCP servers, hand-written JSON Schema) --------------------------
+
+
+def _schema_problem(schema: Any, defs: Mapping[str, Any], path: str) -> str | None:
+    """The first construct in ``schema`` that compaction cannot carry over, or ``None``."""
+    if isinstance(schema, list):
+        for i, item in enumerate(schema):
+            found = _schema_problem(item, defs, f"{path}/{i}")
+            if found:
+                return found
+        return None
+    if not isinstance(schema, dict):
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str):
+        if not ref.startswith(("#/$defs/", "#/definitions/")):
+            return f"a $ref to {ref!r} at {path or '/'} (only local #/$defs/... references can be inlined)"
+        if ref.rsplit("/", 1)[-1] not in defs:
+            return f"a $ref to {ref!r} at {path or '/'} that points to nothing"
+    for key, value in schema.items():
+        if key in ("$defs", "definitions", "enum", "const", "default", "examples"):
+            continue
+        found = _schema_problem(value, defs, f"{path}/{key}")
+        if found:
+            return found
+    return None
+
+
+def _merge_all_of(schema: dict[str, Any]) -> dict[str, Any]:
+    """``{"allOf": [A, B], ...}`` -> one schema with A's and B's keys (properties merged)."""
+    parts = schema.get("allOf")
+    if not isinstance(parts, list) or not all(isinstance(p, dict) for p in parts):
+        return schema
+    merged: dict[str, Any] = {k: v for k, v in schema.items() if k != "allOf"}
+    for part in parts:
+        for key, value in part.items():
+            if key == "properties" and isinstance(value, dict):
+                merged["properties"] = {**merged.get("properties", {}), **value}
+            elif key == "required" and isinstance(value, list):
+                merged["required"] = [*merged.get("required", []), *value]
+            else:
+                merged.setdefault(key, value)
+    return merged
+
+
+def compact_json_schema(schema: Mapping[str, Any], *, tool_name: str) -> dict[str, Any]:
+    """The ``parameters`` of a tool, from a JSON Schema written elsewhere (an MCP server's).
+
+    The same compaction as for agentkit's own tools: local ``$ref``s inlined (a recursive one
+    becomes a plain object), ``title`` and ``null`` variants dropped, ``allOf`` merged, and
+    every top-level property given one string ``type`` and a ``description`` (its own, else
+    its title, else one made from its name and type). A missing ``type`` or ``properties`` at
+    the top is read as an object without parameters.
+
+    Raises :class:`ToolDefinitionError` naming the construct and where it is when the schema
+    cannot become flat, named parameters: arguments that are not an object, a union of
+    objects at the top, a ``$ref`` that is not local or points nowhere.
+    """
+    if not isinstance(schema, Mapping):
+        raise ToolDefinitionError(
+            f"tool '{tool_name}': its input schema is a {type(schema).__name__}, not a JSON object"
+        )
+    defs: dict[str, Any] = {}
+    for key in ("definitions", "$defs"):
+        if isinstance(schema.get(key), dict):
+            defs.update(schema[key])
+    problem = _schema_problem(dict(schema), defs, "")
+    if problem:
+        raise ToolDefinitionError(f"tool '{tool_name}': its input schema uses {problem}")
+    root = _compact(dict(schema), defs)
+    root = _merge_all_of(root)
+    for union in ("anyOf", "oneOf"):
+        if isinstance(root.get(union), list):
+            raise ToolDefinitionError(
+                f"tool '{tool_name}': its input schema uses a top-level {union} (the arguments "
+                "are one of several shapes), which cannot be shown as one list of named parameters"
+            )
+    kind = root.get("type", "object")
+    if isinstance(kind, list) and "object" in kind:
+        kind = "object"  # ["object", "null"]: the arguments may not be null anyway
+    if kind != "object":
+        raise ToolDefinitionError(
+            f"tool '{tool_name}': its input schema has type {kind!r} at the top; tool arguments "
+            "must be an object with named properties"
+        )
+    raw_props = root.get("properties") or {}
+    if not isinstance(raw_props, dict):
+        raise ToolDefinitionError(
+            f"tool '{tool_name}': its input schema has 'properties' of type "
+            f"{type(raw_props).__name__}; expected an object mapping names to schemas"
+        )
+    titles = {}
+    source_props = schema.get("properties")
+    if isinstance(source_props, Mapping):
+        for name, prop in source_props.items():
+            if isinstance(prop, Mapping) and isinstance(prop.get("title"), str):
+                titles[name] = prop["title"]
+    properties: dict[str, Any] = {}
+    for name, raw in raw_props.items():
+        prop = _merge_all_of(raw) if isinstance(raw, dict) else {}
+        description = prop.get("description")
+        if not isinstance(description, str) or not description.strip():
+            title = titles.get(name)
+            if title and title.strip().lower() != humanize(name).lower():
+                description = f"{title.strip()}: {describe_type(prop)}."
+            else:
+                description = f"{humanize(name)}: {describe_type(prop)}."
+        properties[name] = _top_level_property(
+            prop, " ".join(description.split()), PydanticUndefined
+        )
+    required = root.get("required")
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": [n for n in required if n in properties] if isinstance(required, list) else [],
+    }
 
 
 # --- the signature ----------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from typing import Any, Generic, Literal, overload
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._selection import ToolSelector
 from ._sync import iterate_sync, run_sync
 from .errors import (
     ConfigurationError,
@@ -278,6 +279,8 @@ class Agent(Generic[OutputT]):
         retries: the default number of failed calls in a row a tool may make
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
+        max_tools_per_request: offer the model only this many tools per request, those that best
+            fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
 
     def __init__(
@@ -299,6 +302,7 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
         retries: int = 2,
         approve_all: bool = False,
+        max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
@@ -334,6 +338,7 @@ class Agent(Generic[OutputT]):
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
                 )
             self._tools[t.name] = t
+        self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
         self.settings = settings
@@ -732,7 +737,7 @@ class Agent(Generic[OutputT]):
                     await stored.save(messages)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self.tools
+                tools = () if final_request else self._selector.select(messages)
                 started = time.perf_counter()
                 if stream:
                     response = None

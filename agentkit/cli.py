@@ -223,6 +223,7 @@ def _add_run(subparsers: _Subparsers) -> None:
     _add_display_options(parser)
     parser.add_argument("--json", action="store_true", help="print the whole RunResult as JSON")
     _add_session_options(parser)
+    _add_mcp_options(parser)
     parser.set_defaults(handler=_cmd_run)
 
 
@@ -291,16 +292,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
     async def go() -> RunResult[Any]:
         try:
-            return await _run_and_print(
-                agent,
-                prompt,
-                None,
-                stream=args.stream and not args.json,
-                show_tools=args.show_tools,
-                quiet=args.json,
-                out=sys.stdout,
-                session=session,
-            )
+            async with _with_mcp_servers(agent, args) as run_agent:
+                return await _run_and_print(
+                    run_agent,
+                    prompt,
+                    None,
+                    stream=args.stream and not args.json,
+                    show_tools=args.show_tools,
+                    quiet=args.json,
+                    out=sys.stdout,
+                    session=session,
+                )
         except BaseException as exc:
             unfinished["messages"] = getattr(exc, "messages", None) or unfinished["messages"]
             unfinished["usage"] = getattr(exc, "usage", None)
@@ -528,6 +530,28 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# --- MCP servers (the optional extra agentkit[mcp]) ----------------------------------------------
+
+
+def _add_mcp_options(parser: argparse.ArgumentParser) -> None:
+    from .mcp._cli import add_mcp_options
+
+    add_mcp_options(parser)
+
+
+def _with_mcp_servers(agent: Agent[Any], args: argparse.Namespace) -> Any:
+    """``async with``: ``agent`` plus the tools of ``--mcp``/``--mcp-http`` servers, connected."""
+    from .mcp._cli import agent_with_servers
+
+    return agent_with_servers(agent, args)
+
+
+def _add_mcp(subparsers: _Subparsers) -> None:
+    from .mcp._cli import add_serve_command
+
+    add_serve_command(subparsers)
+
+
 # --- entry point -----------------------------------------------------------------------------
 
 #: One function per command; each adds its subparser and sets ``handler``.
@@ -538,6 +562,7 @@ COMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_complete,
     _add_batch,
 ]
+COMMANDS.append(_add_mcp)  # agentkit mcp ... (see the MCP block above)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -141,6 +141,16 @@ def agents_as_tools(request: WireRequest) -> Reply:
     raise AssertionError(f"unexpected tools {tools}")
 
 
+def mcp_tools(request: WireRequest) -> Reply:
+    tools, done = offered(request), results(request)
+    assert tools == {"glossary_define", "shout"}, tools
+    if "glossary_define" not in done:  # the nested object sent as JSON text, as small models do
+        return Reply.calls(("glossary_define", {"term": '{"word": "mcp"}'}))
+    if "shout" not in done:
+        return Reply.calls(("shout", {"text": done["glossary_define"]}))
+    return Reply.answer(f"MCP is {done['shout']}.")
+
+
 def demo(request: WireRequest) -> Reply:
     done = results(request)
     if "convert_units" not in done:
@@ -297,6 +307,19 @@ PROGRAMS: dict[str, Program] = {
         handler=sessions,
         requests=3,
         streamed=True,
+    ),
+    "mcp_tools": Program(
+        example("mcp_tools.py"),
+        offline=[
+            "[glossary_define -> the Model Context Protocol: a standard way to publish tools to models]",
+            "3 model requests, 2 tool calls",
+        ],
+        online=[
+            "answer: MCP is THE MODEL CONTEXT PROTOCOL: A STANDARD WAY TO PUBLISH TOOLS TO MODELS.",
+            "3 model requests, 2 tool calls",
+        ],
+        handler=mcp_tools,
+        requests=3,
     ),
     "agentkit demo": Program(
         ["-m", "agentkit", "demo"],

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import math
 from collections.abc import Iterator
 from typing import Any
 
@@ -30,7 +31,7 @@ from agentkit.errors import (
 from agentkit.messages import Message, ResponseDone, TextDelta
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.models._retry import RetryPolicy
-from agentkit.testing_server import Reply, WireServer
+from agentkit.testing_server import Reply, WireServer, schema_violations
 
 HI = [Message.user("hi")]
 NESTED = b"[" * 100_000 + b"]" * 100_000
@@ -78,7 +79,7 @@ async def test_deeply_nested_json_is_a_typed_error(wire: WireServer, stream: boo
     else:
         wire.add(Reply(body=NESTED, stream=False))
     async with workers(wire) as model:
-        with pytest.raises(ModelResponseError, match=r"deep|not valid JSON"):
+        with pytest.raises(ModelResponseError, match="too deeply"):
             if stream:
                 await collect(model)
             else:
@@ -219,7 +220,7 @@ async def test_a_gzip_reply_under_the_cap_is_read(raw: RawServer) -> None:
 
 
 def dripping(keep_alive_comments: bool) -> Any:
-    """A server that sends one byte (or one keep-alive comment) every 0.1 s for at most 8 s."""
+    """A server that sends one byte (or one keep-alive comment) every 0.1 s, for about 8 s."""
 
     async def drip(request: RawRequest, writer: asyncio.StreamWriter) -> bool:
         if keep_alive_comments:
@@ -227,7 +228,7 @@ def dripping(keep_alive_comments: bool) -> Any:
             writer.write(chunk(b'data: {"response": "x"}\n\n'))
             pieces = [chunk(b": keep-alive\n")] * 80
         else:
-            body = b'{"result": {"response": "' + b"x" * 78 + b'"}}'
+            body = b'{"result": {"response": "' + b"x" * 50 + b'"}}'
             writer.write(head(200, content_length=str(len(body))))
             pieces = [bytes([b]) for b in body]
         for piece in pieces:
@@ -258,12 +259,13 @@ async def test_a_dripping_server_cannot_hold_a_call_past_its_deadline(
 
 async def test_the_default_deadline_is_five_times_the_timeout(raw: RawServer) -> None:
     raw.handler = dripping(keep_alive_comments=False)
-    model = workers(raw, timeout=0.3)
-    assert model._transport.deadline == pytest.approx(1.5)
+    model = workers(raw, timeout=0.6)  # (0.6 s per read: far more than the 0.1 s between bytes)
+    assert model._transport.deadline == pytest.approx(3.0)
     assert WorkersAI(account_id="a", api_token=SECRET_TOKEN)._transport.deadline == 600.0
     assert workers(raw, timeout=None)._transport.deadline is None
+    assert workers(raw, deadline=math.inf)._transport.deadline is None
     async with model:
-        with pytest.raises(ModelTimeoutError, match=r"deadline of 1\.5 s"):
+        with pytest.raises(ModelTimeoutError, match="deadline of 3 s"):
             await model.request(HI, [])
 
 
@@ -312,6 +314,7 @@ def test_a_base_url_from_the_environment_is_validated(monkeypatch: pytest.Monkey
 @pytest.mark.parametrize("stream", [False, True])
 async def test_any_failure_below_http_becomes_a_typed_error(stream: bool) -> None:
     def handler(request: httpx.Request) -> httpx.Response:
+        assert schema_violations(json.loads(request.content)) == []
         raise ExceptionGroup("connect", [OverflowError("port must be 0-65535.")])
 
     client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
@@ -375,10 +378,11 @@ async def test_the_rate_limit_holds_when_requests_are_sent_behind_a_stalled_pool
     assert [a.text for a in answers] == ["ok"] * 40
     arrivals = sorted(raw.arrivals)
     assert len(arrivals) == 40
-    # Requests in any window of one second, as the server counted them (a closed window of
-    # evenly spaced sends holds at most 21; one more for scheduling noise).
+    # Requests in any window of one second, as the server counted them: a closed window of
+    # evenly spaced sends holds at most 21; a few more allow for a machine so busy that sends
+    # bunch up (up to 0.2 s late).
     most = max(sum(1 for t in arrivals[i:] if t - start <= 1.0) for i, start in enumerate(arrivals))
-    assert most <= 22, most  # (35 when the slot was taken before waiting for a connection)
+    assert most <= 25, most  # (35 when the slot was taken before waiting for a connection)
 
 
 # --- newer models and finish reasons --------------------------------------------------------------
@@ -488,3 +492,35 @@ def test_a_message_with_an_image_is_refused_as_text_only() -> None:
         Message(role="user", content="what is this?", image=[1, 2, 3])  # type: ignore[call-arg]
     with pytest.raises(ValueError, match="text only"):
         Message.model_validate({"role": "user", "content": "x", "image": "aGk="})
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate-zlib", "deflate-raw", "gzip-two-members"])
+async def test_every_encoding_agentkit_asks_for_is_inflated_in_bounded_pieces(
+    encoding: str,
+) -> None:
+    import zlib
+
+    from agentkit.models._body import BodyTooLargeError, read_body
+
+    plain = b"abc" * 100_000
+    if encoding == "gzip":
+        data, header = gzip.compress(plain), "gzip"
+    elif encoding == "gzip-two-members":
+        data, header = gzip.compress(plain[:1000]) + gzip.compress(plain[1000:]), "gzip"
+    elif encoding == "deflate-zlib":
+        data, header = zlib.compress(plain), "deflate"
+    else:
+        raw = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+        data, header = raw.compress(plain) + raw.flush(), "deflate"
+
+    def response() -> httpx.Response:
+        pieces = [data[i : i + 1000] for i in range(0, len(data), 1000)]
+        return httpx.Response(
+            200, headers={"content-encoding": header}, stream=httpx.ByteStream(b"".join(pieces))
+        )
+
+    assert await read_body(response(), len(plain), "m") == plain
+    with pytest.raises(BodyTooLargeError, match="max_response_bytes"):
+        await read_body(response(), len(plain) - 1, "m")
+    cut = await read_body(response(), 1000, "m", cut=True)  # (enough to report an error reply)
+    assert plain.startswith(cut) and 0 < len(cut) <= 1000

@@ -22,7 +22,7 @@ from agentkit.errors import AgentKitError, ConfigurationError, ModelConnectionEr
 from agentkit.messages import Message
 from agentkit.models import OpenAICompatible, WorkersAI
 from agentkit.models._base_http import HTTPModel
-from agentkit.testing_server import Reply, WireServer
+from agentkit.testing_server import Reply, WireServer, schema_violations
 from agentkit.tools import tool
 
 ECHO = f"Authorization: Bearer {SECRET_TOKEN}"
@@ -257,6 +257,7 @@ async def test_a_transport_error_carrying_the_token_leaves_no_trace_of_it(stream
     """Not in the error, nor in its cause or context, however deep, nor in a group member."""
 
     def handler(request: httpx.Request) -> httpx.Response:
+        assert schema_violations(json.loads(request.content)) == []
         try:
             raise OSError(f"socket said {SECRET_TOKEN!r} and {json.dumps(SECRET_TOKEN)}")
         except OSError as inner:
@@ -312,3 +313,30 @@ async def test_httpcore_debug_logs_of_an_echoed_token_are_redacted(
             logger.setLevel(level)
     assert any("x-echo" in text and "***" in text for text in seen), seen[:5]
     assert not leaks(seen), leaks(seen)
+
+
+async def test_a_secret_given_as_a_header_is_redacted_like_the_token() -> None:
+    """An AI Gateway token passed in ``headers`` is kept out of errors as the API token is."""
+    gateway = "gw-SECRET-fedcba9876543210"
+    replies = [
+        Reply.error(401, code=10000, message=f"bad gateway token {gateway}"),
+        Reply(
+            body=f"<html>you sent cf-aig-authorization: Bearer {gateway}</html>".encode(),
+            stream=False,
+        ),
+    ]
+    with WireServer(replies, api_token=SECRET_TOKEN) as server:
+        model = WorkersAI(
+            account_id="acct",
+            api_token=SECRET_TOKEN,
+            base_url=server.base_url,
+            headers={"cf-aig-authorization": f"Bearer {gateway}", "x-trace": "visible-value"},
+            max_retries=0,
+        )
+        async with model:
+            for _ in replies:
+                with pytest.raises(AgentKitError) as info:
+                    await model.request([Message.user("hi")], [])
+                assert "***" in str(info.value)
+                assert not leaks(chain_texts(info.value), gateway)
+        assert server.requests[0].headers["cf-aig-authorization"] == f"Bearer {gateway}"

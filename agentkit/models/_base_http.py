@@ -20,7 +20,7 @@ from ._body import ACCEPT_ENCODING, DEFAULT_MAX_RESPONSE_BYTES, check_size_limit
 from ._errors_map import Hints, unreadable
 from ._holdback import Holdback
 from ._ratelimit import RateLimit
-from ._redact import snippet
+from ._redact import header_secrets, snippet
 from ._sse import (
     DEFAULT_MAX_EVENT_BYTES,
     EventTooLargeError,
@@ -92,6 +92,7 @@ class HTTPModel:
             "accept-encoding": ACCEPT_ENCODING,
             **(headers or {}),
         }
+        secrets = tuple(one for one in (token, *header_secrets(headers)) if one)
         if token:
             sent["authorization"] = f"Bearer {token}"
         self._transport = Transport(
@@ -102,7 +103,7 @@ class HTTPModel:
             backoff_max=backoff_max,
             rate_limit=rate_limit,
             http_client=http_client,
-            secret=token,
+            secret=secrets[0] if len(secrets) == 1 else (secrets or None),
             hints=hints,
             limits=limits,
             deadline=deadline,
@@ -349,7 +350,7 @@ class HTTPModel:
                                 yield TextDelta(delta)
                     if done:
                         break
-            except httpx.HTTPError as exc:
+            except (httpx.HTTPError, OSError) as exc:  # the connection failed mid-stream
                 failure = exc
             finally:
                 await chunks.aclose()
@@ -395,8 +396,8 @@ class HTTPModel:
         """A whole reply's JSON; :class:`ModelResponseError` if it is not JSON (or nests too deep)."""
         try:
             return loads(content)
-        except ValueError:
-            error = unreadable(self._model, content_type, content, self._transport.secret)
+        except ValueError as exc:
+            error = unreadable(self._model, content_type, content, self._transport.secret, exc)
         raise error
 
     def _feed(self, acc: StreamAccumulator, data: str, model: str, transport: Transport) -> str:

@@ -8,6 +8,7 @@ decoded by httpx and capped per decoded piece.
 
 from __future__ import annotations
 
+import sys
 import zlib
 from collections.abc import AsyncGenerator, Iterator
 
@@ -133,13 +134,13 @@ async def read_body(
     (enough to report an error reply).
     """
     parts = bytearray()
-    pieces = body_chunks(response, limit, describe)
+    # With cut=True nothing is too large: reading stops once ``limit`` bytes are in.
+    pieces = body_chunks(response, sys.maxsize if cut else limit, describe)
     try:
         async for piece in pieces:
-            parts += piece
-    except BodyTooLargeError:
-        if not cut:
-            raise
+            parts += piece[: limit - len(parts)] if cut else piece
+            if cut and len(parts) >= limit:
+                break
     finally:
         await pieces.aclose()
-    return bytes(parts[:limit])
+    return bytes(parts)

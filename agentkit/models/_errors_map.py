@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .._json import loads
+from .._json import JSONNestingError, loads
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -24,7 +24,7 @@ from ..errors import (
     RequestTooLargeError,
     ServerError,
 )
-from ._redact import redact, redact_bytes, snippet
+from ._redact import Secrets, redact, redact_bytes, snippet
 
 __all__ = [
     "QUOTA_CODES",
@@ -140,7 +140,7 @@ def error_from_response(
     *,
     model_name: str,
     hints: Hints = Hints(),
-    secret: str | None = None,
+    secret: Secrets = None,
 ) -> ModelHTTPError:
     """The :class:`ModelHTTPError` subclass for a failed reply, with a message that says what to do."""
     content = redact_bytes(content, secret)  # before any cut could split it
@@ -189,9 +189,19 @@ def error_from_response(
 
 
 def unreadable(
-    model: str, content_type: str | None, content: bytes, secret: str | None = None
+    model: str,
+    content_type: str | None,
+    content: bytes,
+    secret: Secrets = None,
+    problem: ValueError | None = None,
 ) -> ModelResponseError:
+    """The error for a reply that is not JSON (``problem``: the parser's error, if any)."""
     start = snippet(content[:4096].decode("utf-8", "replace"), secret)
+    if isinstance(problem, JSONNestingError):
+        return ModelResponseError(
+            f"{model}: the reply nests JSON arrays or objects too deeply to read ({len(content)} "
+            f"bytes, starting {start!r}); no model answer does that: the server misbehaves."
+        )
     return ModelResponseError(
         f"{model}: the reply is not valid JSON (content type {content_type or 'missing'!s}, "
         f"{len(content)} bytes, starting {start!r}). The URL may point at something that is "

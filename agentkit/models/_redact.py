@@ -3,7 +3,8 @@
 - :func:`clean_token` strips the whitespace a token read from a file or a secret store carries
   (a trailing newline) and refuses one that cannot be sent in a header, without quoting it.
 - :func:`redact` replaces every form of a token (as is, JSON-escaped, repr-escaped) by ``***``,
-  whatever its length.
+  whatever its length. A model's secrets are its token and the values of the headers it was given
+  whose names say they carry one (:func:`header_secrets`: an AI Gateway token, say).
 - :func:`scrub_chain` redacts the texts of an exception and of its ``__cause__`` /
   ``__context__`` chain, so a low-level error kept as the cause of an agentkit error shows no
   token either.
@@ -20,6 +21,7 @@ import json
 import logging
 import threading
 import weakref
+from collections.abc import Mapping
 from typing import Any
 
 from ..errors import ConfigurationError
@@ -27,7 +29,9 @@ from ..errors import ConfigurationError
 __all__ = [
     "LOG_FILTER",
     "SecretLogFilter",
+    "Secrets",
     "clean_token",
+    "header_secrets",
     "redact",
     "redact_bytes",
     "safe_text",
@@ -36,6 +40,11 @@ __all__ = [
 ]
 
 MASK = "***"
+
+Secrets = str | tuple[str, ...] | None
+"""One secret, several, or none."""
+
+_SENSITIVE = ("auth", "key", "token", "secret", "cookie", "password")
 
 
 def clean_token(value: str | None, what: str) -> str | None:
@@ -66,14 +75,34 @@ def clean_token(value: str | None, what: str) -> str | None:
     return token
 
 
-@functools.lru_cache(maxsize=64)
-def _forms(secret: str) -> tuple[str, ...]:
-    """The ways ``secret`` can be written into a text: as is, JSON-escaped, repr-escaped."""
-    forms = {secret, json.dumps(secret)[1:-1], repr(secret)[1:-1]}
+def header_secrets(headers: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The secrets in ``headers``: values of headers named like ``authorization`` or ``x-api-key``
+    (and the credentials after a scheme such as ``Bearer``)."""
+    found: list[str] = []
+    for name, value in (headers or {}).items():
+        if not isinstance(value, str) or not any(word in name.lower() for word in _SENSITIVE):
+            continue
+        value = value.strip()
+        if value:
+            found.append(value)
+            _, _, credentials = value.partition(" ")
+            if credentials.strip():
+                found.append(credentials.strip())
+    return tuple(found)
+
+
+@functools.lru_cache(maxsize=256)
+def _forms(secret: str | tuple[str, ...]) -> tuple[str, ...]:
+    """The ways the secret(s) can be written into a text: as is, JSON-escaped, repr-escaped;
+    longest first."""
+    forms: set[str] = set()
+    for one in (secret,) if isinstance(secret, str) else secret:
+        if one:
+            forms.update((one, json.dumps(one)[1:-1], repr(one)[1:-1]))
     return tuple(sorted(forms, key=len, reverse=True))
 
 
-def redact(text: str, secret: str | None) -> str:
+def redact(text: str, secret: Secrets) -> str:
     """``text`` with every form of ``secret`` replaced by ``***`` (any length of secret)."""
     if not secret:
         return text
@@ -83,7 +112,7 @@ def redact(text: str, secret: str | None) -> str:
     return text
 
 
-def redact_bytes(content: bytes, secret: str | None) -> bytes:
+def redact_bytes(content: bytes, secret: Secrets) -> bytes:
     """``content`` with every form of ``secret`` replaced, before any cut could split it."""
     if not secret:
         return content
@@ -94,18 +123,18 @@ def redact_bytes(content: bytes, secret: str | None) -> bytes:
     return content
 
 
-def snippet(text: str, secret: str | None, limit: int = 120) -> str:
+def snippet(text: str, secret: Secrets, limit: int = 120) -> str:
     """The start of ``text`` for an error message, redacted before it is cut."""
-    extra = max(map(len, _forms(secret))) if secret else 0
+    extra = max(map(len, _forms(secret)), default=0) if secret else 0
     return redact(text[: limit + extra], secret)[:limit]
 
 
-def safe_text(exc: BaseException, secret: str | None) -> str:
+def safe_text(exc: BaseException, secret: Secrets) -> str:
     """``str(exc)`` (or its type's name when empty), redacted."""
     return redact(str(exc) or type(exc).__name__, secret)
 
 
-def _redact_value(value: Any, secret: str) -> Any:
+def _redact_value(value: Any, secret: str | tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return redact(value, secret)
     if isinstance(value, bytes | bytearray):
@@ -120,7 +149,7 @@ def _redact_value(value: Any, secret: str) -> Any:
     return redact(text, secret) if any(form in text for form in _forms(secret)) else value
 
 
-def scrub_chain(exc: BaseException, secret: str | None) -> None:
+def scrub_chain(exc: BaseException, secret: Secrets) -> None:
     """Redact ``secret`` in the arguments of ``exc``, its causes, contexts and group members."""
     if not secret:
         return
@@ -144,58 +173,64 @@ def scrub_chain(exc: BaseException, secret: str | None) -> None:
 
 
 class SecretLogFilter(logging.Filter):
-    """Redacts the tokens of live models from every record of the loggers it is attached to."""
+    """Redacts the tokens of live models from every record of the loggers it is attached to.
+
+    Each model's transport registers its token for as long as it lives. The set the filter reads
+    is an immutable tuple swapped in whole, so records logged from any thread see a consistent
+    set; the lock is re-entrant because a release may run from the garbage collector.
+    """
 
     def __init__(self) -> None:
         super().__init__()
-        self._lock = threading.Lock()
-        self._secrets: dict[str, int] = {}
+        self._lock = threading.RLock()
+        self._counts: dict[str, int] = {}
+        self._active: tuple[str, ...] = ()
         self._installed = False
 
     @property
     def secrets(self) -> tuple[str, ...]:
-        return tuple(self._secrets)
+        return self._active
 
-    def register(self, owner: object, secret: str | None) -> None:
+    def register(self, owner: object, secret: Secrets) -> None:
         """Redact ``secret`` for as long as ``owner`` lives; attach to the loggers if needed."""
         if not secret:
             return
         with self._lock:
-            self._secrets[secret] = self._secrets.get(secret, 0) + 1
+            for one in (secret,) if isinstance(secret, str) else secret:
+                self._counts[one] = self._counts.get(one, 0) + 1
+            self._active = tuple(self._counts)
             if not self._installed:
                 for name in HTTP_LOGGERS:
                     logging.getLogger(name).addFilter(self)
                 self._installed = True
         weakref.finalize(owner, self._release, secret)
 
-    def _release(self, secret: str) -> None:
+    def _release(self, secret: str | tuple[str, ...]) -> None:
         with self._lock:
-            count = self._secrets.get(secret, 0) - 1
-            if count > 0:
-                self._secrets[secret] = count
-            else:
-                self._secrets.pop(secret, None)
+            for one in (secret,) if isinstance(secret, str) else secret:
+                count = self._counts.get(one, 0) - 1
+                if count > 0:
+                    self._counts[one] = count
+                else:
+                    self._counts.pop(one, None)
+            self._active = tuple(self._counts)
 
     def filter(self, record: logging.LogRecord) -> bool:
-        secrets = self.secrets
+        secrets = self._active
         if not secrets:
             return True
         try:
             message = record.getMessage()
         except Exception:  # a record whose arguments do not fit its format: show it raw
             message = f"{record.msg!r} {record.args!r}"
-        cleaned = message
-        for secret in secrets:
-            cleaned = redact(cleaned, secret)
+        cleaned = redact(message, secrets)
         if cleaned != message or record.args:
             record.msg = cleaned
             record.args = None
         if record.exc_info and record.exc_info[1] is not None:
-            for secret in secrets:
-                scrub_chain(record.exc_info[1], secret)
+            scrub_chain(record.exc_info[1], secrets)
         if record.exc_text:
-            for secret in secrets:
-                record.exc_text = redact(record.exc_text, secret)
+            record.exc_text = redact(record.exc_text, secrets)
         return True
 
 

@@ -121,7 +121,8 @@ class RetryPolicy:
                     raise
                 wait = self.delay(exc, attempts)
                 if end is not None and loop.time() + wait >= end:
-                    _gave_up(exc, attempts, ": a retry would pass the deadline")
+                    if loop.time() < end:  # (an error that is the deadline itself says so)
+                        _gave_up(exc, attempts, ": a retry would pass the deadline")
                     raise
                 if logger.isEnabledFor(logging.INFO):
                     logger.info(

@@ -3,9 +3,9 @@
 :class:`Transport` owns one pooled :class:`httpx.AsyncClient` per event loop (created on first
 use in that loop), or uses the client the caller passed (and then never closes it).
 
-- The rate limit is taken when a request is about to be written to its connection (an httpcore
-  trace hook), not before waiting for a connection: a pool that queues requests behind a stalled
-  server cannot release them to the server faster than the limit.
+- The rate limit is applied before a request waits for a connection, and again when it is about
+  to be written to its connection (an httpcore trace hook): a pool that queues requests behind a
+  stalled server cannot release them to the server faster than the limit.
 - Each call has a deadline (event-loop time) bounding all its attempts, waits and reads.
 - Reply bodies are read with a cap on their decoded size.
 - Any failure below HTTP (httpx, sockets, anything else) becomes a typed agentkit error, and no
@@ -38,7 +38,7 @@ from ._body import DEFAULT_MAX_RESPONSE_BYTES, body_chunks, check_size_limit, re
 from ._errors_map import Hints, error_from_response, unreadable
 from ._pool import LoopPool
 from ._ratelimit import RateLimit, as_rate_limit
-from ._redact import LOG_FILTER, safe_text, scrub_chain
+from ._redact import LOG_FILTER, Secrets, safe_text, scrub_chain
 from ._retry import RETRY_AFTER_MAX, RetryPolicy
 
 __all__ = [
@@ -74,7 +74,7 @@ class Transport:
         retry_after_max: float = RETRY_AFTER_MAX,
         rate_limit: RateLimit | float | None,
         http_client: httpx.AsyncClient | None,
-        secret: str | None,
+        secret: Secrets,
         hints: Hints,
         limits: httpx.Limits | None = None,
         deadline: float | None = None,
@@ -199,11 +199,12 @@ class Transport:
     # requests
 
     def _rate_hook(self, client: httpx.AsyncClient) -> dict[str, Any] | None:
-        """Request extensions that take the rate-limit slot as the request is written.
+        """Request extensions that take a rate-limit send slot as the request is written.
 
         httpcore calls the ``trace`` hook just before it writes a request's headers to its
         connection, after any wait for a free connection. Clients whose transport is not
-        httpcore's (a mock, a custom transport) never call it: they take the slot before sending.
+        httpcore's (a mock, a custom transport) never call it: for them the slot taken before
+        sending is the only one.
         """
         limit = self.rate_limit
         if limit is None or not _traces_sends(client):
@@ -211,7 +212,7 @@ class Transport:
 
         async def trace(event: str, info: dict[str, Any]) -> None:
             if event.endswith("send_request_headers.started"):
-                await limit.acquire()
+                await limit.acquire_send()
 
         return {"trace": trace}
 
@@ -232,7 +233,7 @@ class Transport:
         try:
             async with asyncio.timeout_at(end) as scope:
                 try:
-                    if extensions is None and self.rate_limit is not None:
+                    if self.rate_limit is not None:
                         await self.rate_limit.acquire()
                     request = client.build_request(
                         "POST",
@@ -288,8 +289,9 @@ class Transport:
             content = await self.read(response, model, end)
         try:
             return loads(content)
-        except ValueError:
-            error = unreadable(model, response.headers.get("content-type"), content, self.secret)
+        except ValueError as exc:
+            kind = response.headers.get("content-type")
+            error = unreadable(model, kind, content, self.secret, exc)
         raise error
 
     async def read(self, response: httpx.Response, model: str, end: float | None) -> bytes:

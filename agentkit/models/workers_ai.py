@@ -251,7 +251,7 @@ class WorkersAI(HTTPModel):
         if not isinstance(data, dict):
             raise ModelResponseError(
                 f"{self._model}: expected a JSON object from Workers AI, "
-                f"got {snippet(str(data), self._token, 200)!r}"
+                f"got {snippet(str(data), self._transport.secret, 200)!r}"
             )
         if data.get("success") is False:
             raise error_from_response(
@@ -260,7 +260,7 @@ class WorkersAI(HTTPModel):
                 json.dumps(data).encode(),
                 model_name=self._model,
                 hints=_HINTS,
-                secret=self._token,
+                secret=self._transport.secret,
             )
         result = data.get("result")
         if result is None:
@@ -268,7 +268,7 @@ class WorkersAI(HTTPModel):
             raise ModelResponseError(
                 f"{self._model}: the reply has {found}; Workers AI answers "
                 '{"success": true, "result": {...}}. The server sent: '
-                f"{snippet(json.dumps(data, ensure_ascii=False), self._token, 200)!r}"
+                f"{snippet(json.dumps(data, ensure_ascii=False), self._transport.secret, 200)!r}"
             )
         if not isinstance(result, dict):
             return result, None, None, None  # a bare value: the answer itself
