@@ -8,12 +8,14 @@ variants dropped, and every top-level property with one string ``type`` and a ``
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import dataclasses
 import functools
 import inspect
 import json
 import re
+import textwrap
 import typing
 from collections.abc import Callable, Iterable, Mapping
 from types import NoneType, UnionType
@@ -81,10 +83,75 @@ class FunctionSchema:
 
 
 class _CompactJsonSchema(GenerateJsonSchema):
-    """pydantic's generator, with Decimal shown as a string with a format."""
+    """pydantic's generator, with Decimal shown as a string with a format, and the attribute
+    docstrings of models, dataclasses and TypedDicts as their fields' descriptions."""
 
     def decimal_schema(self, schema: core_schema.DecimalSchema) -> JsonSchemaValue:
         return {"type": "string", "format": "decimal"}
+
+    def model_schema(self, schema: core_schema.ModelSchema) -> JsonSchemaValue:
+        cls = schema["cls"]
+        fields = getattr(cls, "model_fields", {})
+        aliases = {name: info.alias or name for name, info in fields.items()}
+        return _describe_fields(super().model_schema(schema), cls, aliases)
+
+    def dataclass_schema(self, schema: core_schema.DataclassSchema) -> JsonSchemaValue:
+        return _describe_fields(super().dataclass_schema(schema), schema["cls"])
+
+    def typed_dict_schema(self, schema: core_schema.TypedDictSchema) -> JsonSchemaValue:
+        return _describe_fields(super().typed_dict_schema(schema), schema.get("cls"))
+
+
+def _describe_fields(
+    result: JsonSchemaValue, cls: Any, aliases: Mapping[str, str] | None = None
+) -> JsonSchemaValue:
+    """Give properties without a description the docstring written under their field."""
+    props = result.get("properties")
+    if not isinstance(props, dict) or not isinstance(cls, type):
+        return result
+    try:
+        docs = attribute_docstrings(cls)
+    except TypeError:  # a class whose metaclass makes it unhashable
+        return result
+    for name, text in docs.items():
+        prop = props.get(aliases.get(name, name) if aliases else name)
+        if isinstance(prop, dict) and "description" not in prop:
+            prop["description"] = text
+    return result
+
+
+_NOT_USER_CODE = ("builtins", "typing", "typing_extensions", "pydantic", "collections", __name__)
+
+
+@functools.lru_cache(maxsize=512)
+def attribute_docstrings(cls: type) -> dict[str, str]:
+    """``{field: docstring}`` for the string literals written right under annotated fields
+    in the body of ``cls`` and of its bases (read from the source; empty when there is none)."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        module = getattr(klass, "__module__", "") or ""
+        if module.split(".")[0] in _NOT_USER_CODE or module == __name__:
+            continue
+        try:
+            source = textwrap.dedent(inspect.getsource(klass))
+            tree = ast.parse(source)
+        except (OSError, TypeError, SyntaxError, ValueError):
+            continue  # no source (defined in a REPL or with exec)
+        node = tree.body[0] if tree.body else None
+        if not isinstance(node, ast.ClassDef):
+            continue
+        for field, doc in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(field, ast.AnnAssign)
+                and isinstance(field.target, ast.Name)
+                and isinstance(doc, ast.Expr)
+                and isinstance(doc.value, ast.Constant)
+                and isinstance(doc.value.value, str)
+            ):
+                text = " ".join(doc.value.value.split())
+                if text:
+                    docs[field.target.id] = text
+    return docs
 
 
 _SCHEMA_MAPS = ("properties", "patternProperties", "$defs", "definitions", "dependentSchemas")
@@ -465,14 +532,46 @@ def _docstring_of(fn: Any) -> str | None:
     return inspect.getdoc(call) if call is not None else None
 
 
+_GOOGLE_TITLE = re.compile(
+    r"^(?:Args|Arguments|Parameters|Params|Keyword Args|Keyword Arguments|Other Parameters"
+    r"|Attributes|Returns|Return|Yields|Raises|Exceptions|Examples?|Notes?):[ \t]*$",
+    re.MULTILINE,
+)
+
+
+def _raw_docstring(fn: Any) -> str | None:
+    while isinstance(fn, functools.partial):
+        fn = fn.func
+    doc = getattr(fn, "__doc__", None)
+    return doc if isinstance(doc, str) else None
+
+
 def _parse_docstring(fn: Callable[..., Any]) -> tuple[str, dict[str, str]]:
     doc = _docstring_of(fn)
     if not doc:
         return "", {}
     import docstring_parser  # imported here: it is only needed when tools are defined
 
+    candidates = [doc]
+    raw = _raw_docstring(fn)
+    if _GOOGLE_TITLE.match(doc.split("\n", 1)[0]) and raw is not None:
+        # ``"""Args:`` on the opening line: cleaning the docstring (as the parsers do again)
+        # can dedent the entries under it to the title's level, where they are no longer
+        # entries. Behind a blank first line, the entries keep their own indentation.
+        candidates.append("\n" + inspect.cleandoc("\n" + raw))
+    parsed = None
+    if _GOOGLE_TITLE.search(doc):
+        # Auto-detection would hide a Google parse error and fall back to another style.
+        for text in candidates:
+            try:
+                attempt = docstring_parser.parse(text, docstring_parser.Style.GOOGLE)
+            except docstring_parser.ParseError:
+                continue
+            if parsed is None or len(attempt.params) > len(parsed.params):
+                parsed, doc = attempt, text
     try:
-        parsed = docstring_parser.parse(doc)
+        if parsed is None or not parsed.params:
+            parsed = docstring_parser.parse(doc)
     except docstring_parser.ParseError:
         return doc.strip(), {}
     parts = [p.strip() for p in (parsed.short_description, parsed.long_description) if p]
@@ -501,6 +600,7 @@ def _collect_params(
     tool_name: str,
     context_type: type,
     doc_params: Mapping[str, str],
+    skip_first: bool,
 ) -> tuple[list[_Param], str | None, list[inspect.Parameter]]:
     try:
         sig = inspect.signature(fn)
@@ -519,12 +619,19 @@ def _collect_params(
 
     params: list[_Param] = []
     context_param: str | None = None
-    for p in sig.parameters.values():
+    signature_params = list(sig.parameters.values())[1 if skip_first else 0 :]
+    for p in signature_params:
         if p.annotation is inspect.Parameter.empty:
             if p.kind is inspect.Parameter.VAR_POSITIONAL:
                 fix = f"annotate the item type, e.g. `*{p.name}: str`, or remove it"
             elif p.kind is inspect.Parameter.VAR_KEYWORD:
                 fix = f"annotate the value type, e.g. `**{p.name}: str`, or remove it"
+            elif p.name in ("self", "cls") and p is signature_params[0]:
+                fix = (
+                    "for a method, put @tool on the method in the class body (above "
+                    "@classmethod or @staticmethod if there is one) and pass the tool read "
+                    "from an instance (`instance.method`); self and cls are left out"
+                )
             elif p.default is not inspect.Parameter.empty and p.default is not None:
                 fix = f"add one, e.g. `{p.name}: {type(p.default).__name__} = {p.default!r}`"
             else:
@@ -626,7 +733,28 @@ def _collect_params(
                 optional=_accepts_none(base),
             )
         )
-    return params, context_param, list(sig.parameters.values())
+    return params, context_param, signature_params
+
+
+def _refuse_generators(fn: Any, tool_name: str) -> None:
+    target = fn
+    while isinstance(target, functools.partial):
+        target = target.func
+    if not inspect.isroutine(target):
+        target = getattr(type(target), "__call__", target)  # noqa: B004  (callable objects)
+    kind = (
+        "an async generator"
+        if inspect.isasyncgenfunction(target)
+        else "a generator"
+        if inspect.isgeneratorfunction(target)
+        else None
+    )
+    if kind is not None:
+        raise ToolDefinitionError(
+            f"tool '{tool_name}' is {kind} function (it uses `yield`); a tool returns one "
+            "value, which the model reads as a whole: collect the items and return them, e.g. "
+            "`return [...]` or `return list(items)`"
+        )
 
 
 def _find_unsupported(params: Iterable[_Param], tool_name: str, exc: Exception) -> NoReturn:
@@ -660,8 +788,12 @@ def build_function_schema(
     name: str | None,
     description: str | None,
     context_type: type,
+    skip_first: bool = False,
 ) -> FunctionSchema:
-    """Build the schema and validator for ``fn``, or raise :class:`ToolDefinitionError`."""
+    """Build the schema and validator for ``fn``, or raise :class:`ToolDefinitionError`.
+
+    ``skip_first`` leaves the first parameter out (``self`` or ``cls`` of a method).
+    """
     if not callable(fn):
         raise ToolDefinitionError(f"@tool needs a function, got {type(fn).__name__}")
     tool_name = name if name is not None else getattr(fn, "__name__", None)
@@ -670,8 +802,11 @@ def build_function_schema(
             f"invalid tool name {tool_name!r}: use 1-64 letters, digits, '_' or '-', starting "
             "with a letter or '_' (pass name='...' to @tool for lambdas and callable objects)"
         )
+    _refuse_generators(fn, tool_name)
     doc_text, doc_params = _parse_docstring(fn)
-    params, context_param, all_params = _collect_params(fn, tool_name, context_type, doc_params)
+    params, context_param, all_params = _collect_params(
+        fn, tool_name, context_type, doc_params, skip_first
+    )
 
     fields: dict[str, Any] = {}
     fill: dict[str, Any] = {}

@@ -8,16 +8,19 @@ One run, in order (``Agent.iter`` below is the whole of it):
    cancelled mid-step), those calls run first. Per-run options are resolved once (``_Options``).
 2. Loop, bounded by ``max_steps`` model requests:
    - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
-     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``);
+     ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``; with a token
+     budget, each request's ``max_tokens`` is also capped by what is left);
    - ask the model (``model.request``, or ``model.stream`` when streaming);
-   - tool calls: record the assistant turn, run the calls, append one result per call in call
-     order, go round again;
+   - tool calls: record the assistant turn, run the calls (at most ``max_tool_calls_per_step``;
+     the others are answered with an error), append one result per call in call order, go
+     round again;
    - no tool calls: the text is the final answer (parsed into ``output_type`` if one is set; a bad
      answer goes back to the model within ``retries``), and the run ends.
 
-Whatever the model gets wrong in a call (unknown tool, invalid arguments, a tool that raises or
-times out, a refused approval) goes back to it as a tool message it can act on. Every error
-that leaves a run carries ``.messages`` (the transcript) and ``.usage``.
+Whatever the model gets wrong in a call (unknown tool, invalid or unreadable arguments, a tool
+that raises or times out, a refused approval) goes back to it as a tool message it can act on.
+Every error that leaves a run carries ``.messages`` (the transcript) and ``.usage``; a tool
+that raises ``KeyboardInterrupt`` or ``SystemExit`` ends its own run only.
 """
 
 from __future__ import annotations
@@ -29,7 +32,15 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, overload
@@ -37,6 +48,8 @@ from typing import Any, Generic, Literal, overload
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
 
+from ._json import JSONNestingError
+from ._json import loads as json_loads
 from ._selection import ToolSelector
 from ._sync import iterate_sync, run_sync
 from .errors import (
@@ -66,6 +79,7 @@ from .settings import ModelSettings
 from .tools import Tool, ToolContext
 
 __all__ = [
+    "DEFAULT_MAX_TOOL_CALLS_PER_STEP",
     "DEFAULT_MAX_TOOL_OUTPUT_CHARS",
     "Agent",
     "AgentEvent",
@@ -85,6 +99,8 @@ _DEBUG = logging.DEBUG
 
 #: Tool output longer than this is cut (with a note to the model) unless the agent says otherwise.
 DEFAULT_MAX_TOOL_OUTPUT_CHARS = 20_000
+#: The most tool calls of one model reply that run, unless the agent says otherwise.
+DEFAULT_MAX_TOOL_CALLS_PER_STEP = 32
 
 ApproveCallback = Callable[[ToolCall], "bool | Awaitable[bool]"]
 """Called before a call that needs approval; return (or await) ``True`` to let it run."""
@@ -95,6 +111,8 @@ _FINAL_ANSWER_PROMPT = (
 )
 _CANCELLED = "The call was cancelled before it finished; there is no result."
 _FENCE = re.compile(r"```(?:json)?\s*(.*?)```", re.DOTALL)
+_MAX_JSON_ATTEMPTS = 200  # places in prose tried as the start of the answer's JSON value
+_NESTING = "the answer nests arrays or objects too deeply to read; reply with a flat JSON value"
 
 
 # --- what a run produces ---------------------------------------------------------------------
@@ -183,6 +201,7 @@ class _Run:
         "exhausted",
         "failures",
         "instructed",
+        "last_tokens",
         "messages",
         "opts",
         "output_failures",
@@ -215,6 +234,7 @@ class _Run:
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
         self.tool_calls = 0
+        self.last_tokens = 0  # tokens of the last request (its prompt and reply)
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
@@ -262,7 +282,8 @@ class Agent(Generic[OutputT]):
         tools: ``Tool`` objects, or plain functions (turned into tools).
         system_prompt: instructions sent first in every new conversation.
         max_steps: the most model requests one run may make.
-        settings: sampling settings passed to every request.
+        settings: sampling settings passed to every request: a ``ModelSettings``, or a dict
+            of its fields (checked here: a bad value raises ``ConfigurationError``).
         output_type: ``str`` (the default), or a pydantic model / type the final answer must
             parse into (the model is told the JSON schema).
         max_tool_concurrency: how many calls of one turn may run at once (``None``: all).
@@ -279,6 +300,8 @@ class Agent(Generic[OutputT]):
         retries: the default number of failed calls in a row a tool may make
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
+        max_tool_calls_per_step: the most calls of one model reply that run; the others are
+            answered with an error saying they did not run and why.
         max_tools_per_request: offer the model only this many tools per request, those that best
             fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
@@ -290,7 +313,7 @@ class Agent(Generic[OutputT]):
         *,
         system_prompt: str | None = None,
         max_steps: int = 10,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         output_type: type[OutputT] = str,  # type: ignore[assignment]
         max_tool_concurrency: int | None = None,
         on_tool_error: Literal["return", "raise"] = "return",
@@ -302,6 +325,7 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
         retries: int = 2,
         approve_all: bool = False,
+        max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP,
         max_tools_per_request: int | None = None,
     ) -> None:
         if max_steps < 1:
@@ -326,6 +350,11 @@ class Agent(Generic[OutputT]):
             )
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+        if max_tool_calls_per_step < 1:
+            raise ConfigurationError(
+                f"max_tool_calls_per_step must be at least 1, got {max_tool_calls_per_step}"
+            )
+        checked_settings = _model_settings(settings)
 
         self.model = model
         self.tools: tuple[Tool, ...] = tuple(
@@ -333,6 +362,11 @@ class Agent(Generic[OutputT]):
         )
         self._tools: dict[str, Tool] = {}
         for t in self.tools:
+            if t.is_unbound_method:
+                raise ConfigurationError(
+                    f"tool {t.name!r} is a method read from its class, with no instance to "
+                    f"run on; pass it from an instance: Agent(model, [instance.{t.name}])"
+                )
             if t.name in self._tools:
                 raise ConfigurationError(
                     f"two tools are named {t.name!r}; give one another name with @tool(name=...)"
@@ -341,7 +375,7 @@ class Agent(Generic[OutputT]):
         self._selector = ToolSelector(self.tools, max_tools_per_request)
         self.system_prompt = system_prompt
         self.max_steps = max_steps
-        self.settings = settings
+        self.settings = checked_settings
         self.output_type = output_type
         self.max_tool_concurrency = max_tool_concurrency
         self.on_tool_error = on_tool_error
@@ -353,6 +387,7 @@ class Agent(Generic[OutputT]):
         self.max_total_tokens = max_total_tokens
         self.max_tool_output_chars = max_tool_output_chars
         self.retries = retries
+        self.max_tool_calls_per_step = max_tool_calls_per_step
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
         self._output: TypeAdapter[OutputT] | None = None
@@ -377,7 +412,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: None = None,
@@ -392,7 +427,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[RunOutputT],
@@ -406,7 +441,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
@@ -443,7 +478,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: None = None,
@@ -458,7 +493,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[RunOutputT],
@@ -472,7 +507,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
@@ -502,7 +537,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
@@ -534,7 +569,7 @@ class Agent(Generic[OutputT]):
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
@@ -602,7 +637,7 @@ class Agent(Generic[OutputT]):
 
     def _options(
         self,
-        settings: ModelSettings | None,
+        settings: ModelSettings | Mapping[str, Any] | None,
         max_steps: int | None,
         max_total_tokens: int | None,
         output_type: type[Any] | None,
@@ -613,10 +648,7 @@ class Agent(Generic[OutputT]):
             raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
         if max_total_tokens is not None and max_total_tokens < 1:
             raise ConfigurationError(f"max_total_tokens must be positive, got {max_total_tokens}")
-        if settings is not None and not isinstance(settings, ModelSettings):
-            raise ConfigurationError(
-                f"settings must be a ModelSettings, got {type(settings).__name__}"
-            )
+        settings = _model_settings(settings)  # a dict is validated into ModelSettings
         if instructions is not None and not isinstance(instructions, str):
             raise ConfigurationError(
                 f"instructions must be a string, got {type(instructions).__name__}"
@@ -657,7 +689,7 @@ class Agent(Generic[OutputT]):
         max_steps: int | None = None,
         stream: bool = False,
         session: Session | None = None,
-        settings: ModelSettings | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
         instructions: str | None = None,
@@ -691,14 +723,20 @@ class Agent(Generic[OutputT]):
             while True:
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
-                    results: list[ToolResult | None] = [None] * len(calls)
+                    # Calls past max_tool_calls_per_step are answered at once with why they did
+                    # not run; the others run in groups.
+                    results = self._beyond_cap(run, calls)
+                    cap = self.max_tool_calls_per_step
                     try:
-                        for group in self._groups(calls):
+                        for group in self._groups(calls[:cap]):
                             for i in group:
                                 yield ToolCallStarted(calls[i])
                             await self._run_group(run, calls, group, results)
                             for i in group:
                                 yield ToolCallFinished(calls[i], results[i])  # type: ignore[arg-type]
+                        for i in range(cap, len(calls)):
+                            yield ToolCallStarted(calls[i])
+                            yield ToolCallFinished(calls[i], results[i])  # type: ignore[arg-type]
                     except BaseException as exc:
                         if isinstance(
                             exc, asyncio.CancelledError | KeyboardInterrupt | GeneratorExit
@@ -727,12 +765,7 @@ class Agent(Generic[OutputT]):
                         )
                     final_request = True
                     messages.append(_message("user", _FINAL_ANSWER_PROMPT))
-                if opts.max_total_tokens is not None and run.total_tokens >= opts.max_total_tokens:
-                    raise UsageLimitExceeded(
-                        f"the run has used {run.total_tokens} tokens, reaching its "
-                        f"max_total_tokens={opts.max_total_tokens}; raise the limit or start "
-                        "from a shorter history"
-                    )
+                settings = self._request_settings(run, opts.settings, opts.max_total_tokens)
                 if stored is not None:  # the prompt and the results so far, kept before asking
                     await stored.save(messages)
 
@@ -742,7 +775,7 @@ class Agent(Generic[OutputT]):
                 if stream:
                     response = None
                     # Closed at once if the caller stops iterating, not when collected.
-                    async with aclosing(self._stream_step(tools, run)) as step_events:
+                    async with aclosing(self._stream_step(tools, run, settings)) as step_events:
                         async for event in step_events:
                             if isinstance(event, ModelResponse):
                                 response = event
@@ -750,10 +783,11 @@ class Agent(Generic[OutputT]):
                                 yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(run.sent(), tools, opts.settings)
+                    response = await self.model.request(run.sent(), tools, settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
+                run.last_tokens = response.usage.total_tokens
                 if _log.isEnabledFor(_DEBUG):
                     _log.debug(
                         "run %s step %d: %s answered in %.1f ms: %d tool calls, %d chars of text, %d tokens",
@@ -836,7 +870,7 @@ class Agent(Generic[OutputT]):
                 await stored.close(messages)
 
     async def _stream_step(
-        self, tools: Sequence[Tool], run: _Run
+        self, tools: Sequence[Tool], run: _Run, settings: ModelSettings | None
     ) -> AsyncGenerator[TextDelta | ModelResponse, None]:
         """One streamed request: text deltas as they come, then the whole response.
 
@@ -846,7 +880,7 @@ class Agent(Generic[OutputT]):
         held: list[str] = []
         mode = 0  # 0: undecided, 1: passing text through, 2: holding it back
         response: ModelResponse | None = None
-        events = self.model.stream(run.sent(), tools, run.opts.settings)
+        events = self.model.stream(run.sent(), tools, settings)
         try:
             async for event in events:
                 if isinstance(event, ResponseDone):
@@ -874,6 +908,39 @@ class Agent(Generic[OutputT]):
             yield TextDelta("".join(held))
         yield response
 
+    def _request_settings(
+        self, run: _Run, settings: ModelSettings | None, budget: int | None
+    ) -> ModelSettings | None:
+        """The ``settings`` of the next request. With a token ``budget``, stop when it is
+        spent, and cap ``max_tokens`` so the reply fits in what is left.
+
+        The next prompt holds at least the previous prompt and reply, so that much is counted
+        as spent before the reply gets what remains.
+        """
+        if budget is None:
+            return settings
+        left = budget - run.total_tokens - run.last_tokens
+        if left < 1:
+            why = f"the run has used {run.total_tokens} tokens"
+            if run.total_tokens < budget:
+                why += f" and the next prompt alone (at least {run.last_tokens} tokens) would reach"
+            else:
+                why += ", reaching"
+            raise UsageLimitExceeded(
+                f"{why} its max_total_tokens={budget}; raise the limit or start from a shorter "
+                "history"
+            )
+        fields: dict[str, Any] = {}
+        if settings is not None:
+            fields = {name: getattr(settings, name) for name in settings.model_fields_set}
+        planned = fields.get("max_tokens")
+        if planned is None:
+            defaults = getattr(self.model, "settings", None)  # HTTP models have defaults
+            planned = defaults.max_tokens if isinstance(defaults, ModelSettings) else None
+        if planned is not None and planned <= left:
+            return settings
+        return ModelSettings(**{**fields, "max_tokens": left})
+
     # --- tool calls ---------------------------------------------------------------------------
 
     def _unique(self, run: _Run, calls: list[ToolCall]) -> list[ToolCall]:
@@ -888,6 +955,24 @@ class Agent(Generic[OutputT]):
                 )
             run.seen_ids.add(call.id)
         return out
+
+    def _beyond_cap(self, run: _Run, calls: list[ToolCall]) -> list[ToolResult | None]:
+        """One slot per call: ``None`` for calls to run, an error result for the calls past
+        ``max_tool_calls_per_step`` (they are answered, so the transcript stays valid)."""
+        results: list[ToolResult | None] = [None] * len(calls)
+        cap = self.max_tool_calls_per_step
+        if len(calls) > cap:
+            _log.warning(
+                "run %s: the model made %d tool calls in one reply; only the first %d run "
+                "(max_tool_calls_per_step), the others are answered with an error",
+                run.run_id, len(calls), cap,
+            )  # fmt: skip
+            skipped = _error_result(
+                f"Not run: your reply made {len(calls)} tool calls and only the first {cap} "
+                "run per reply. Call this tool again if you still need it."
+            )
+            results[cap:] = [skipped] * (len(calls) - cap)
+        return results
 
     def _groups(self, calls: list[ToolCall]) -> list[list[int]]:
         """Indices of the calls, grouped: a sequential tool alone, others together in order."""
@@ -918,12 +1003,18 @@ class Agent(Generic[OutputT]):
         limit = self.max_tool_concurrency
         gate = asyncio.Semaphore(limit) if limit is not None and limit < len(group) else None
 
-        async def one(i: int) -> None:
-            if gate is None:
-                results[i] = await self._call_tool(run, calls[i])
-            else:
-                async with gate:
+        async def one(i: int) -> BaseException | None:
+            try:
+                if gate is None:
                     results[i] = await self._call_tool(run, calls[i])
+                else:
+                    async with gate:
+                        results[i] = await self._call_tool(run, calls[i])
+            except (KeyboardInterrupt, SystemExit) as exc:
+                # Raised in a task of its own, these would stop the event loop on the spot;
+                # raised from the run's task, the transcript goes with them.
+                return exc
+            return None
 
         outcomes = await asyncio.gather(*(one(i) for i in group), return_exceptions=True)
         for outcome in outcomes:  # every call has finished; now raise the first failure
@@ -943,6 +1034,15 @@ class Agent(Generic[OutputT]):
                 available=list(self._tools),
             )
             result = self._failed(run, call.name, self.retries, str(error))
+        elif call.arguments_error is not None:  # unreadable arguments: not run, the model is told
+            result = self._failed(
+                run,
+                call.name,
+                self.retries if tool.max_retries is None else tool.max_retries,
+                f"Invalid arguments for tool '{call.name}': {call.arguments_error}. Call "
+                f"{call.name} again with one JSON object of its arguments "
+                f"({', '.join(tool.parameters['properties']) or 'none: send {}'}).",
+            )
         elif (tool.requires_approval or self.approve_all) and not await self._approved(call):
             result = _error_result(
                 f"The user did not approve this call to {call.name}. Do not repeat it; "
@@ -962,7 +1062,8 @@ class Agent(Generic[OutputT]):
                 result = await tool.run(call.arguments, context)
                 run.failures.pop(call.name, None)
             except ToolExecutionError as exc:
-                if self.on_tool_error == "raise":
+                # KeyboardInterrupt, SystemExit... from a tool end this run (and only this one).
+                if self.on_tool_error == "raise" or not isinstance(exc.original, Exception):
                     raise
                 result = self._failed(run, call.name, budget, str(exc))
             except ToolError as exc:  # bad arguments, a timeout, or raised by the tool on purpose
@@ -1061,6 +1162,21 @@ def _schema_instructions(output: TypeAdapter[Any]) -> str:
     return f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
 
 
+def _model_settings(settings: Any) -> ModelSettings | None:
+    """``settings`` as :class:`ModelSettings` (a dict is validated into one), or ``None``."""
+    if settings is None or isinstance(settings, ModelSettings):
+        return settings
+    if isinstance(settings, Mapping):
+        if not all(isinstance(key, str) for key in settings):
+            raise ConfigurationError(
+                f"settings keys must be setting names; allowed: {', '.join(ModelSettings.model_fields)}"
+            )
+        return ModelSettings(**settings)  # raises ConfigurationError naming the bad value
+    raise ConfigurationError(
+        f"settings must be a ModelSettings or a dict of its fields, got {type(settings).__name__}"
+    )
+
+
 def _error_result(text: str) -> ToolResult:
     return ToolResult(content=text, value=None, is_error=True, tool_call_id=None, name=None)
 
@@ -1094,26 +1210,37 @@ def _cut(content: str, limit: int) -> str:
 
 
 def _parse_json(text: str) -> Any:
-    """The JSON value in an answer: bare, in a fenced block, or the first one inside prose."""
-    stripped = text.strip()
+    """The JSON value in an answer: bare, in a fenced block, or the first one inside prose.
+
+    Nesting too deep to parse is a ``ValueError`` (:class:`~agentkit._json.JSONNestingError`),
+    like any other unreadable answer; the search inside prose gives up after a few attempts.
+    """
+    nesting: JSONNestingError | None = None
     try:
-        return json.loads(stripped)
+        return json_loads(text.strip())
+    except JSONNestingError as exc:
+        nesting = exc
     except ValueError:
         pass
     for match in _FENCE.finditer(text):
         try:
-            return json.loads(match.group(1))
+            return json_loads(match.group(1))
         except ValueError:
             continue
     decoder = json.JSONDecoder()
+    attempts = _MAX_JSON_ATTEMPTS
     for opener in "{[":
         start = text.find(opener)
-        while start != -1:
+        while start != -1 and attempts > 0:
+            attempts -= 1
             try:
                 return decoder.raw_decode(text, start)[0]
+            except RecursionError:
+                nesting = JSONNestingError(_NESTING)
+                break  # every later opener is inside the same deep nest
             except ValueError:
                 start = text.find(opener, start + 1)
-    raise ValueError("the answer contains no JSON value")
+    raise nesting or ValueError("the answer contains no JSON value")
 
 
 def _describe_output_error(exc: ValueError) -> str:

@@ -35,13 +35,19 @@ def new_call_id() -> str:
 
 
 class ToolCall(BaseModel):
-    """A request from the model to run one tool."""
+    """A request from the model to run one tool.
+
+    ``arguments_error`` is set when the arguments the model sent could not be read (not JSON,
+    nested too deeply, too long); ``arguments`` is then empty, and the agent answers the call
+    with this text as an error instead of running the tool.
+    """
 
     model_config = ConfigDict(frozen=True, defer_build=True)
 
     id: str = Field(default_factory=new_call_id)
     name: str
     arguments: dict[str, Any] = Field(default_factory=dict)
+    arguments_error: str | None = None
 
 
 class ToolResult(BaseModel):

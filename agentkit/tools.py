@@ -14,18 +14,19 @@ The decorated object is a :class:`Tool` and is still callable like the function.
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import contextvars
+import copy
 import dataclasses
 import enum
 import functools
 import inspect
-import json
 import logging
 import os
-import queue
 import threading
 import time
+import types
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, Literal, TypeVar, overload
@@ -33,6 +34,8 @@ from typing import Any, Generic, Literal, TypeVar, overload
 import pydantic_core
 from pydantic import BaseModel, ValidationError
 
+from ._json import JSONNestingError
+from ._json import loads as json_loads
 from ._schema import (
     FunctionSchema,
     arguments_error,
@@ -49,7 +52,14 @@ from .errors import (
 )
 from .messages import Message, ToolResult, Usage
 
-__all__ = ["Tool", "ToolContext", "to_content", "tool"]
+__all__ = [
+    "MAX_ABANDONED_TOOL_THREADS",
+    "MAX_TOOL_THREADS",
+    "Tool",
+    "ToolContext",
+    "to_content",
+    "tool",
+]
 
 DepsT = TypeVar("DepsT")
 
@@ -94,12 +104,15 @@ def to_content(value: Any) -> str:
     - pydantic models, dataclasses, dicts, lists, tuples, sets: compact JSON, non-ASCII kept;
     - ``None``: ``"(no output)"``, so the model knows the call finished;
     - ``bytes``: decoded as UTF-8 (invalid bytes replaced); an ``Enum``: its value;
+    - a generator: ``TypeError`` (its repr would tell the model nothing);
     - anything else: ``str(value)``.
     """
     if isinstance(value, str):
         return value
     if value is None:
         return NO_OUTPUT
+    if inspect.isgenerator(value) or inspect.isasyncgen(value):
+        raise TypeError("a generator is not a result; collect its items and return a list")
     if isinstance(value, dict | list | tuple | set | frozenset | BaseModel) or (
         dataclasses.is_dataclass(value) and not isinstance(value, type)
     ):
@@ -124,6 +137,17 @@ def _check_options(timeout: float | None, max_retries: int | None) -> None:
         raise ConfigurationError(
             f"tool max_retries must be a non-negative integer or None, got {max_retries!r}"
         )
+
+
+def _is_method(fn: Any) -> bool:
+    """A plain function defined in a class body, whose first parameter is ``self``."""
+    if not inspect.isfunction(fn):
+        return False
+    scope = fn.__qualname__.split(".")
+    if len(scope) < 2 or scope[-2] == "<locals>":
+        return False
+    first = next(iter(inspect.signature(fn).parameters.values()), None)
+    return first is not None and first.name == "self" and first.kind is not first.VAR_POSITIONAL
 
 
 def _is_async_callable(fn: Any) -> bool:
@@ -156,6 +180,10 @@ class Tool:
     sequential: bool
     blocking: bool | None
     is_async: bool
+    # A tool made from a method: bound to an instance (or class) when read from it.
+    _binding: Literal["instance", "class"] | None = None
+    _bound: bool = False
+    _attribute: str | None = None
 
     def __init__(
         self,
@@ -171,10 +199,23 @@ class Tool:
     ) -> None:
         if isinstance(function, Tool):
             function = function.function
+        # A method in a class body: ``self``/``cls`` is left out, and filled when it is bound.
+        binding: Literal["instance", "class"] | None = None
+        if isinstance(function, classmethod):
+            function, binding = function.__func__, "class"
+        elif isinstance(function, staticmethod):
+            function = function.__func__
+        elif _is_method(function):
+            binding = "instance"
         _check_options(timeout, max_retries)
         schema = build_function_schema(
-            function, name=name, description=description, context_type=ToolContext
+            function,
+            name=name,
+            description=description,
+            context_type=ToolContext,
+            skip_first=binding is not None,
         )
+        self._binding = binding
         self._schema: FunctionSchema = schema
         self.function = function
         self.name = schema.name
@@ -233,6 +274,31 @@ class Tool:
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the function directly, exactly as if it were not decorated."""
         return self.function(*args, **kwargs)
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._attribute = name
+
+    def __get__(self, instance: Any, owner: type | None = None) -> Tool:
+        """A tool made from a method, read from an instance (or from the class, for a
+        ``classmethod``), is a tool bound to it. Any other tool is itself."""
+        if self._binding is None or self._bound:
+            return self
+        target = instance if self._binding == "instance" else owner
+        if target is None:
+            return self  # read from the class: still needs an instance
+        bound = copy.copy(self)
+        bound.function = types.MethodType(self.function, target)
+        bound._bound = True
+        if instance is not None and self._attribute is not None and self._binding == "instance":
+            # Cached on the instance: the same bound tool on every access.
+            with contextlib.suppress(AttributeError, TypeError):
+                instance.__dict__[self._attribute] = bound
+        return bound
+
+    @property
+    def is_unbound_method(self) -> bool:
+        """Whether this tool is a method read from its class, so it has no instance to run on."""
+        return self._binding is not None and not self._bound
 
     def __repr__(self) -> str:
         return f"Tool(name={self.name!r}, parameters={list(self.parameters['properties'])!r})"
@@ -337,13 +403,22 @@ class Tool:
         stripped = text.strip()
         if not stripped:
             return {}
+        nested = False
         try:
-            data = json.loads(stripped)
-        except (ValueError, RecursionError):
+            data = json_loads(stripped)
+        except JSONNestingError:
+            data, nested = _MISSING, True
+        except ValueError:
             data = _MISSING
         if isinstance(data, dict):
             return data
-        got = "invalid JSON" if data is _MISSING else f"JSON {type(data).__name__}"
+        got = (
+            "JSON nested too deeply"
+            if nested
+            else "invalid JSON"
+            if data is _MISSING
+            else f"JSON {type(data).__name__}"
+        )
         raise arguments_error(
             self.name,
             [
@@ -412,11 +487,13 @@ class Tool:
             try:
                 async with scope:
                     return await self._invoke(arguments)
-            except TimeoutError:
+            except TimeoutError as exc:
                 if not scope.expired():
                     raise  # the function's own TimeoutError: handled below as a failure
+                waited = " before a thread was free to start it; it did not run"
                 raise ToolTimeoutError(
-                    f"tool '{self.name}' timed out after {self.timeout:g} s",
+                    f"tool '{self.name}' timed out after {self.timeout:g} s"
+                    + (waited if getattr(exc.__cause__, "agentkit_not_started", False) else ""),
                     tool_name=self.name,
                     timeout=self.timeout,
                 ) from None
@@ -427,6 +504,16 @@ class Tool:
         except Exception as exc:
             raise ToolExecutionError(
                 f"tool '{self.name}' failed: {type(exc).__name__}: {exc}",
+                tool_name=self.name,
+                original=exc,
+            ) from exc
+        except (KeyboardInterrupt, SystemExit, GeneratorExit) as exc:
+            # Raised on, or passed to, the event loop these would stop every run on it: typed,
+            # they end the run of this call only (the agent does not send them to the model).
+            raise ToolExecutionError(
+                f"tool '{self.name}' raised {type(exc).__name__}"
+                + (f": {exc}" if str(exc) else "")
+                + "; the run stops",
                 tool_name=self.name,
                 original=exc,
             ) from exc
@@ -477,74 +564,166 @@ class Tool:
         return tuple(args), kwargs
 
 
+class _Job:
+    """One call handed to the worker threads."""
+
+    __slots__ = ("call", "future", "loop", "state")
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any], call: Callable[[], Any]
+    ) -> None:
+        self.loop = loop
+        self.future = future
+        self.call = call
+        self.state = _QUEUED
+
+
+_QUEUED, _RUNNING, _ABANDONED, _FINISHED, _DROPPED = range(5)
+
+
 class _Workers:
     """Daemon threads that run sync tools (instead of asyncio's default executor).
 
     Nothing waits for these threads when a loop or the interpreter ends: a tool stuck in a
     blocking call (abandoned after its timeout, or when the run is cancelled or Ctrl-C'd) can
-    no longer hold up ``asyncio.run()`` or the exit until it returns. Threads are reused; at
-    most ``limit`` run at once, more calls wait their turn. Context variables are copied into
-    the call, as ``asyncio.to_thread`` does.
+    no longer hold up ``asyncio.run()`` or the exit until it returns. Context variables are
+    copied into the call, as ``asyncio.to_thread`` does.
+
+    - At most ``limit`` threads run calls that someone waits for; more calls wait their turn.
+    - A call whose waiter gave up (timeout, cancel) before it started never runs.
+    - A thread still inside a call nobody waits for any more is set aside: it no longer counts
+      against ``limit`` and another thread takes its place, so stuck calls cannot starve the
+      other tools. There are never more than ``limit + spare`` threads; once that many exist,
+      calls wait until one returns. A set-aside thread that returns goes back to work, or ends
+      if there are enough threads without it.
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, spare: int) -> None:
         self.limit = limit
+        self.spare = spare
         self.threads = 0
-        self.idle = 0  # waiting threads minus queued calls (negative: calls wait for a thread)
+        self.idle = 0  # threads waiting for a call and not yet woken for one
+        self.abandoned = 0  # threads inside a call nobody waits for
+        self._jobs: collections.deque[_Job] = collections.deque()
         self._lock = threading.Lock()
-        self._calls: queue.SimpleQueue[
-            tuple[asyncio.AbstractEventLoop, asyncio.Future[Any], Callable[[], Any]]
-        ] = queue.SimpleQueue()
+        self._wake = threading.Condition(self._lock)
 
     @property
     def busy(self) -> int:
         """Threads running a call (or about to)."""
         with self._lock:
-            return self.threads - max(self.idle, 0)
+            return self.threads - self.idle
 
-    def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> asyncio.Future[Any]:
-        """``fn(*args, **kwargs)`` in a worker thread, as a future of the running loop."""
+    async def run(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """``fn(*args, **kwargs)`` in a worker thread; its result, or its exception."""
         loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
         context = contextvars.copy_context()
-        self._calls.put((loop, future, functools.partial(context.run, fn, *args, **kwargs)))
+        job = _Job(loop, loop.create_future(), functools.partial(context.run, fn, *args, **kwargs))
         with self._lock:
-            if self.idle > 0 or self.threads >= self.limit:
-                # A waiting thread takes this call, or the next one to finish does.
-                self.idle -= 1
-                return future
+            self._jobs.append(job)
+            grow = self._dispatch()
+        if grow:
+            self._start()
+        try:
+            ok, value = await job.future
+        except asyncio.CancelledError as exc:
+            if not self._give_up(job):
+                # Marked, not replaced (asyncio.timeout turns only a plain CancelledError into
+                # TimeoutError, with it as the cause): the timeout message can say so.
+                exc.agentkit_not_started = True  # type: ignore[attr-defined]
+            raise
+        if ok:
+            return value
+        # Raised here, not set on the future: asyncio would throw a GeneratorExit from a
+        # future into the task, which closes every coroutine on the way instead of raising.
+        raise value
+
+    def _dispatch(self) -> bool:
+        """With the lock held, after a call was queued: wake a thread, or say to start one."""
+        if self.idle > 0:
+            self.idle -= 1
+            self._wake.notify()
+            return False
+        if self.threads - self.abandoned < self.limit and self.threads < self.limit + self.spare:
             self.threads += 1
-            number = self.threads
+            return True
+        return False  # the next thread to finish a call takes it
+
+    def _start(self) -> None:
+        number = self.threads
         threading.Thread(target=self._serve, name=f"agentkit-tool-{number}", daemon=True).start()
-        return future
+
+    def _give_up(self, job: _Job) -> bool:
+        """The waiter of ``job`` is gone (timeout or cancel). Returns whether it had started."""
+        grow = False
+        with self._lock:
+            if job.state == _QUEUED:
+                job.state = _DROPPED  # never runs
+                with contextlib.suppress(ValueError):
+                    self._jobs.remove(job)
+                return False
+            if job.state == _DROPPED:
+                return False
+            if job.state == _RUNNING:
+                job.state = _ABANDONED
+                self.abandoned += 1
+                if self.threads >= self.limit + self.spare:
+                    logger.warning(
+                        "%d sync tool threads are stuck in calls that timed out or were "
+                        "cancelled, and no more threads are started (%d at most); other sync "
+                        "tool calls wait until a thread returns",
+                        self.abandoned,
+                        self.limit + self.spare,
+                    )
+                grow = bool(self._jobs) and self._dispatch()
+        if grow:
+            self._start()
+        return True
 
     def _serve(self) -> None:
+        jobs = self._jobs
         while True:
-            loop, future, call = self._calls.get()
+            with self._lock:
+                while not jobs:
+                    self.idle += 1
+                    self._wake.wait()
+                job = jobs.popleft()
+                # A cancelled future (read without the loop: a single attribute) means the
+                # waiter gave up before the call started: it never runs.
+                if job.future.done():
+                    job.state = _DROPPED
+                    continue
+                job.state = _RUNNING
             try:
-                outcome: tuple[bool, Any] = (True, call())
+                outcome: tuple[bool, Any] = (True, job.call())
             except BaseException as exc:
                 outcome = (False, exc)
-            del call
+            loop, future = job.loop, job.future
+            with self._lock:
+                if job.state == _ABANDONED:
+                    self.abandoned -= 1
+                job.state = _FINISHED
+                retire = self.threads - self.abandoned > self.limit
+                if retire:
+                    self.threads -= 1
+            del job
             # A closed loop (RuntimeError) means nobody waits for this result any more.
             with contextlib.suppress(RuntimeError):
                 loop.call_soon_threadsafe(_settle, future, outcome)
             del loop, future, outcome
-            with self._lock:
-                self.idle += 1
+            if retire:
+                return
 
 
 def _settle(future: asyncio.Future[Any], outcome: tuple[bool, Any]) -> None:
-    if future.done():  # cancelled: the call timed out or the run was cancelled
-        return
-    ok, value = outcome
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+    if not future.done():  # done: cancelled, the call timed out or the run was cancelled
+        future.set_result(outcome)
 
 
-_workers = _Workers(min(32, (os.cpu_count() or 1) + 4))
+#: Threads that run sync tools at once, and threads stuck in abandoned calls set aside.
+MAX_TOOL_THREADS = min(32, (os.cpu_count() or 1) + 4)
+MAX_ABANDONED_TOOL_THREADS = 64
+_workers = _Workers(MAX_TOOL_THREADS, MAX_ABANDONED_TOOL_THREADS)
 
 
 def _timed(
@@ -572,8 +751,8 @@ def _decode_json(text: str) -> Any:
     if not stripped or stripped[0] not in "[{":
         return text
     try:
-        return json.loads(stripped)
-    except (ValueError, RecursionError):
+        return json_loads(stripped)
+    except ValueError:  # JSONNestingError included
         return text
 
 

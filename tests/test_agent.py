@@ -341,10 +341,13 @@ async def test_token_budget() -> None:
             tool_calls=[call("add", a=1, b=2)], usage=Usage(prompt_tokens=60, total_tokens=60)
         )
 
-    agent = Agent(FunctionModel(reply), [add], max_total_tokens=100)
+    model = FunctionModel(reply)
+    agent = Agent(model, [add], max_total_tokens=150)
     with pytest.raises(UsageLimitExceeded, match="120 tokens") as info:
         await agent.run("go")
     assert info.value.usage is not None and info.value.usage.total_tokens == 120
+    # The second reply may use only what is left once its prompt (>= 60 tokens) is counted.
+    assert [r.settings and r.settings.max_tokens for r in model.requests] == [150, 30]
     assert_every_call_answered(info.value.messages)
 
 

@@ -59,6 +59,13 @@ def test_settings_are_merged_over_the_agents_for_one_run() -> None:
     assert agent.settings == ModelSettings(temperature=0.2, max_tokens=300)
 
 
+def test_settings_for_one_run_may_be_a_dict() -> None:
+    model = ScriptedModel(["a"])
+    Agent(model, settings={"temperature": 0.2}).run_sync("hi", settings={"seed": 7})
+    sent = model.requests[0].settings
+    assert sent is not None and (sent.temperature, sent.seed) == (0.2, 7)
+
+
 def test_limits_can_be_tightened_for_one_run() -> None:
     always_calls = FunctionModel(
         lambda m, t: to_response(ToolCall(name="lookup", arguments={"city": "Rome"})).model_copy(
@@ -70,7 +77,7 @@ def test_limits_can_be_tightened_for_one_run() -> None:
         agent.run_sync("go", max_steps=2)
     with pytest.raises(UsageLimitExceeded, match="max_total_tokens=250") as error:
         agent.run_sync("go", max_total_tokens=250)
-    assert error.value.usage is not None and error.value.usage.requests == 3
+    assert error.value.usage is not None and 1 <= error.value.usage.total_tokens <= 250
     assert (agent.max_steps, agent.max_total_tokens) == (50, None)
 
 
@@ -143,7 +150,8 @@ def test_a_system_prompt_alone_is_nothing_to_run() -> None:
     [
         ({"max_steps": 0}, "max_steps"),
         ({"max_total_tokens": 0}, "max_total_tokens"),
-        ({"settings": {"temperature": 1}}, "ModelSettings"),
+        ({"settings": ["temperature"]}, "ModelSettings"),
+        ({"settings": {"temperature": 9}}, "temperature"),
         ({"instructions": ["a"]}, "instructions"),
     ],
 )

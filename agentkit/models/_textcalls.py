@@ -21,13 +21,16 @@ import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+from .._json import JSONNestingError, loads
 from ..messages import Message, ModelResponse, ToolCall, Usage, new_call_id
 
 __all__ = [
+    "MAX_LITERAL_CHARS",
     "build_response",
     "call_as_text",
     "normalize_calls",
     "parse_arguments",
+    "read_arguments",
     "recover_tool_calls",
 ]
 
@@ -42,6 +45,11 @@ _LEFTOVER = re.compile(r"^[\s\[\],;]*$")
 _MAX_TEXT = 200_000  # characters examined for calls; longer answers are treated as text
 _MAX_ATTEMPTS = 400  # decode attempts per text, so crafted input cannot make this quadratic
 _DECODER = json.JSONDecoder()
+_UNREADABLE: Any = object()
+
+#: Longest tool-call arguments that are read as a Python literal when they are not JSON
+#: (``ast.literal_eval`` needs several hundred times the text's size in memory).
+MAX_LITERAL_CHARS = 64 * 1024
 
 
 # --- wire shapes -------------------------------------------------------------------------------
@@ -50,35 +58,69 @@ _DECODER = json.JSONDecoder()
 def parse_arguments(value: Any) -> dict[str, Any]:
     """Tool-call arguments as a dict: from a dict, a JSON string (even double-encoded) or nothing.
 
-    Unreadable arguments give ``{}``, so the tool's validation reports what is missing.
+    Unreadable arguments give ``{}``; :func:`read_arguments` also says why.
+    """
+    return read_arguments(value)[0]
+
+
+def read_arguments(value: Any) -> tuple[dict[str, Any], str | None]:
+    """``(arguments, problem)``: the arguments as a dict, and why they could not be read.
+
+    ``problem`` is ``None`` when they were read (or there were none). Otherwise it is a
+    sentence for the model, and ``arguments`` is ``{}``. Text that is not JSON is read as a
+    Python literal (``{'city': 'Paris'}``) only up to :data:`MAX_LITERAL_CHARS` characters.
     """
     for _ in range(3):
         if isinstance(value, dict):
-            return value
+            return value, None
+        if value is None:
+            return {}, None
         if not isinstance(value, str):
-            return {}
+            return {}, f"the arguments must be one JSON object, got {_kind(value)}"
         text = value.strip()
         if not text:
-            return {}
+            return {}, None
         try:
-            value = json.loads(text)
+            value = loads(text)
+        except JSONNestingError:
+            return {}, ("the arguments nest arrays or objects too deeply to read")
         except ValueError:
+            if len(text) > MAX_LITERAL_CHARS:
+                logger.debug("tool-call arguments too long to read (%d characters)", len(text))
+                return {}, (
+                    f"the arguments are not valid JSON, and {len(text):,} characters is too long "
+                    f"to read them another way (limit {MAX_LITERAL_CHARS:,})"
+                )
             value = _literal(text)
-            if value is None:
+            if value is _UNREADABLE:
                 logger.debug("unreadable tool-call arguments (%d characters)", len(text))
-                return {}
-    return value if isinstance(value, dict) else {}
+                return {}, "the arguments are not valid JSON"
+    if isinstance(value, dict):
+        return value, None
+    return {}, f"the arguments must be one JSON object, got {_kind(value)}"
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, str):
+        return "text encoded more than twice"
+    if isinstance(value, list | tuple):
+        return "a list"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, int | float):
+        return "a number"
+    return f"a {type(value).__name__}"
 
 
 def _literal(text: str) -> Any:
     try:
         return ast.literal_eval(text)
     except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
-        return None
+        return _UNREADABLE
 
 
-def _wire_call(obj: Any) -> tuple[str | None, str, dict[str, Any]] | None:
-    """``(id, name, arguments)`` from either wire shape, or None if it is not a call."""
+def _wire_call(obj: Any) -> tuple[str | None, str, tuple[dict[str, Any], str | None]] | None:
+    """``(id, name, (arguments, problem))`` from either wire shape, or None if not a call."""
     if not isinstance(obj, dict):
         return None
     function = obj.get("function")
@@ -94,7 +136,7 @@ def _wire_call(obj: Any) -> tuple[str | None, str, dict[str, Any]] | None:
     return (
         (call_id if isinstance(call_id, str) and call_id else None),
         name,
-        parse_arguments(arguments),
+        read_arguments(arguments),
     )
 
 
@@ -118,8 +160,9 @@ def normalize_calls(raw_calls: Any, taken: Collection[str] = ()) -> list[ToolCal
             else new_call_id(),
             name=name,
             arguments=arguments,
+            arguments_error=problem,
         )
-        for call_id, name, arguments in parsed
+        for call_id, name, (arguments, problem) in parsed
     ]
 
 
@@ -193,7 +236,7 @@ def _json_object(text: str) -> dict[str, Any] | None:
         return {}
     try:
         value, _ = _DECODER.raw_decode(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -209,9 +252,8 @@ def _as_text_call(obj: Any, by_name: Mapping[str, Any]) -> ToolCall | None:
     extra = set(source) - {"name", "parameters", "arguments", "type", "id"}
     if extra:
         return None  # an object that merely has a "name" field, not a call
-    return ToolCall(
-        name=name, arguments=parse_arguments(source.get("parameters", source.get("arguments")))
-    )
+    arguments, problem = read_arguments(source.get("parameters", source.get("arguments")))
+    return ToolCall(name=name, arguments=arguments, arguments_error=problem)
 
 
 def _find_json_calls(
@@ -284,6 +326,8 @@ def _find_pythonic_calls(
 
 
 def _pythonic_call(source: str, by_name: Mapping[str, Any]) -> ToolCall | None:
+    if len(source) > MAX_LITERAL_CHARS:
+        return None  # parsing would cost hundreds of times its size in memory: left as text
     try:
         node = ast.parse(source, mode="eval").body
     except (SyntaxError, ValueError, MemoryError, RecursionError):
