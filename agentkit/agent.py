@@ -693,12 +693,18 @@ class Agent(Generic[OutputT]):
         max_total_tokens: int | None = None,
         output_type: type[Any] | None = None,
         instructions: str | None = None,
+        run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
         """The run as events (the options of :meth:`run`). ``stream=False`` uses
-        ``model.request`` and yields no text deltas."""
+        ``model.request`` and yields no text deltas.
+
+        ``run_id`` names the run (in logs, ``ToolContext.run_id`` and the result); a random one
+        is made when it is not given.
+        """
         opts = self._options(settings, max_steps, max_total_tokens, output_type, instructions)
         limit = opts.max_steps
-        run_id = f"{random.getrandbits(64):016x}"  # an identifier, not a secret
+        # An identifier, not a secret; durable runs pass their own (the workflow id).
+        run_id = run_id or f"{random.getrandbits(64):016x}"
         new_input = _as_messages(prompt)
         stored: SessionRun | None = None
         if session is not None:  # the history comes from the session, locked for this run
@@ -783,7 +789,7 @@ class Agent(Generic[OutputT]):
                                 yield event
                     assert response is not None
                 else:
-                    response = await self.model.request(run.sent(), tools, settings)
+                    response = await self._request(run, tools, settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -907,6 +913,13 @@ class Agent(Generic[OutputT]):
         if held and not response.tool_calls:
             yield TextDelta("".join(held))
         yield response
+
+    async def _request(
+        self, run: _Run, tools: Sequence[Tool], settings: ModelSettings | None
+    ) -> ModelResponse:
+        """One model request. Durable execution overrides this (and :meth:`_stream_step`,
+        :meth:`_run_tool`) to record each one as a step."""
+        return await self.model.request(run.sent(), tools, settings)
 
     def _request_settings(
         self, run: _Run, settings: ModelSettings | None, budget: int | None
@@ -1056,10 +1069,11 @@ class Agent(Generic[OutputT]):
                 tool_call_id=call.id,
                 tool_name=call.name,
                 step=run.steps,
+                idempotency_key=f"{run.run_id}:{call.id}",
             )
             budget = self.retries if tool.max_retries is None else tool.max_retries
             try:
-                result = await tool.run(call.arguments, context)
+                result = await self._run_tool(tool, call, context)
                 run.failures.pop(call.name, None)
             except ToolExecutionError as exc:
                 # KeyboardInterrupt, SystemExit... from a tool end this run (and only this one).
@@ -1086,6 +1100,10 @@ class Agent(Generic[OutputT]):
                 (time.perf_counter() - started) * 1000, len(result.content),
             )  # fmt: skip
         return result
+
+    async def _run_tool(self, tool: Tool, call: ToolCall, context: ToolContext[Any]) -> ToolResult:
+        """Run one call of a known tool (durable execution records it as a step)."""
+        return await tool.run(call.arguments, context)
 
     def _failed(self, run: _Run, name: str, budget: int, text: str) -> ToolResult:
         """An error result for the model, counted against the tool's retry budget."""

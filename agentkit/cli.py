@@ -455,9 +455,13 @@ def _add_batch(subparsers: _Subparsers) -> None:
             "job stopped run again, their tools included (at-least-once per input)."
         ),
     )
-    parser.add_argument("target", help="the agent, as FILE.py:NAME or package.module:NAME")
-    parser.add_argument("inputs", help="the inputs file, one JSON string or object per line")
-    parser.add_argument("-o", "--output", required=True, help="the results file (JSONL)")
+    parser.add_argument(
+        "target", nargs="?", help="the agent, as FILE.py:NAME or package.module:NAME"
+    )
+    parser.add_argument(
+        "inputs", nargs="?", help="the inputs file, one JSON string or object per line"
+    )
+    parser.add_argument("-o", "--output", help="the results file (JSONL)")
     parser.add_argument(
         "--concurrency", type=int, default=4, help="runs at the same time (default: 4)"
     )
@@ -468,6 +472,7 @@ def _add_batch(subparsers: _Subparsers) -> None:
         "--overwrite", action="store_true", help="replace the output file if it exists"
     )
     parser.add_argument("--no-progress", action="store_true", help="never show the progress bar")
+    _add_durable_batch_options(parser)
     parser.set_defaults(handler=_cmd_batch)
 
 
@@ -485,6 +490,11 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     """0 when every input succeeded, 1 when some failed or the job stopped, 2 on a usage error,
     130 on Ctrl-C."""
     from .jobs import JobReporter, run_batch, summary
+
+    if args.durable or args.status:
+        return _cmd_durable_batch(args)
+    if not (args.target and args.inputs and args.output):
+        raise ConfigurationError("batch needs an agent, an inputs file and -o OUTPUT")
 
     def tell(message: str) -> None:
         sys.stderr.write(f"agentkit batch: {message}\n")
@@ -530,6 +540,126 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+# --- durable jobs: agentkit batch --durable / --status, agentkit worker (extra: dbos) -------------
+
+
+def _add_durable_options(parser: argparse.ArgumentParser, *, batch: bool) -> None:
+    group = parser.add_argument_group(
+        "durable jobs (pip install 'agentkit[dbos]', docs/durable.md)"
+    )
+    if batch:
+        group.add_argument(
+            "--durable", action="store_true", help="each input a durable run on a DBOS queue"
+        )
+        group.add_argument(
+            "--status", action="store_true", help="print the job's progress and exit"
+        )
+        group.add_argument("--job", help="the job's name (default: the output file's name)")
+        group.add_argument(
+            "--requests-per-minute", type=float, default=None,
+            help="the account limit for all workers together (default: 300)",
+        )  # fmt: skip
+    group.add_argument(
+        "--database-url",
+        help="sqlite:///FILE (one process) or postgresql://... (default: "
+        "DBOS_SYSTEM_DATABASE_URL, else sqlite:///agentkit.sqlite)",
+    )
+    group.add_argument(
+        "--executor-id", help="this worker's name; restarted with it, it recovers its runs"
+    )
+
+
+def _add_durable_batch_options(parser: argparse.ArgumentParser) -> None:
+    _add_durable_options(parser, batch=True)
+
+
+def _add_worker(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "worker",
+        help="work on durable jobs of an agent (from another process or machine)",
+        description="Take runs from the queues of every durable job of the agent in the "
+        "database and run them, under the job's account limit, until none is left.",
+    )
+    parser.add_argument("target", help="the agent, as FILE.py:NAME or package.module:NAME")
+    parser.add_argument("--concurrency", type=int, help="at most this many runs here at once")
+    parser.add_argument("--forever", action="store_true", help="keep serving when idle")
+    _add_durable_options(parser, batch=False)
+    parser.set_defaults(handler=_cmd_worker)
+
+
+def _durable_agent(target: str) -> Any:
+    from .durable import DurableAgent
+
+    # The name after ':' names the agent's workflow: the same for every worker of a job.
+    return DurableAgent(_load(target), name=target.rsplit(":", 1)[-1])
+
+
+def _cmd_durable_batch(args: argparse.Namespace) -> int:
+    from .jobs import JobReporter, summary
+    from .jobs.durable import DEFAULT_REQUESTS_PER_MINUTE, job_status, run_durable_batch
+
+    if args.status:
+        statuses = job_status(args.database_url, args.job)
+        for status in statuses:
+            print(status)
+        if not statuses:
+            print("no durable jobs in this database")
+        return 0
+    if not (args.target and args.inputs and args.output):
+        raise ConfigurationError("batch --durable needs an agent, an inputs file and -o OUTPUT")
+    if args.resume or args.overwrite:
+        raise ConfigurationError(
+            "--resume and --overwrite are for plain batches: a durable batch continues by "
+            "itself when run again, and keeps the lines already written"
+        )
+
+    def tell(message: str) -> None:
+        sys.stderr.write(f"agentkit batch: {message}\n")
+
+    from .jobs._report import DURABLE_PROMISE
+
+    reporter = JobReporter(
+        False if args.no_progress else None,
+        resume_hint="run the same command again",
+        say=tell,
+        inform=tell,
+        promise=DURABLE_PROMISE,
+    )
+    durable = _durable_agent(args.target)
+    report = asyncio.run(
+        run_durable_batch(
+            durable,
+            args.inputs,
+            output=args.output,
+            database_url=args.database_url,
+            job=args.job,
+            requests_per_minute=args.requests_per_minute or DEFAULT_REQUESTS_PER_MINUTE,
+            concurrency=args.concurrency,
+            executor_id=args.executor_id,
+            reporter=reporter,
+        )
+    )
+    tell(summary(report))
+    return 0 if report.ok else 1
+
+
+def _cmd_worker(args: argparse.Namespace) -> int:
+    from .jobs.durable import work
+
+    durable = _durable_agent(args.target)
+    ended = asyncio.run(
+        work(
+            durable,
+            database_url=args.database_url,
+            executor_id=args.executor_id,
+            concurrency=args.concurrency,
+            forever=args.forever,
+        )
+    )
+    sys.stderr.write(f"agentkit worker: no work left; {ended} runs finished under this executor\n")
+    return 0
+
+
 # --- MCP servers (the optional extra agentkit[mcp]) ----------------------------------------------
 
 
@@ -563,6 +693,7 @@ COMMANDS: list[Callable[[_Subparsers], None]] = [
     _add_batch,
 ]
 COMMANDS.append(_add_mcp)  # agentkit mcp ... (see the MCP block above)
+COMMANDS.append(_add_worker)  # agentkit worker (see the durable jobs block above)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -82,6 +82,9 @@ class ToolContext(Generic[DepsT]):
 
     The parameter is left out of the tool's schema (the model never sees it). ``deps`` is what
     was passed as ``deps=`` to the run; ``messages`` is the transcript so far.
+    ``idempotency_key`` is one key per call (run id and call id): a durable run that runs a
+    call again after a crash gives it the same key, so a tool with side effects can pass it on
+    (as an ``Idempotency-Key`` header, a unique database key) and do its work once.
     """
 
     deps: DepsT
@@ -91,6 +94,7 @@ class ToolContext(Generic[DepsT]):
     tool_name: str | None = None
     step: int = 0
     usage: Usage = field(default_factory=Usage)
+    idempotency_key: str = ""
 
     def add_usage(self, usage: Usage) -> None:
         """Report usage from nested work (an agent run inside a tool) so the run counts it."""

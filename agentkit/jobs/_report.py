@@ -20,7 +20,7 @@ from .._progress import Progress
 from ..messages import Usage
 from ._io import BatchItem, InputId
 
-__all__ = ["AT_LEAST_ONCE", "BatchReport", "JobReporter", "summary"]
+__all__ = ["AT_LEAST_ONCE", "DURABLE_PROMISE", "BatchReport", "JobReporter", "summary"]
 
 logger = logging.getLogger("agentkit.jobs")
 
@@ -29,6 +29,12 @@ AT_LEAST_ONCE = (
     "inputs that were running when a job stopped run again from the start on resume, their tool "
     "calls included (at-least-once per input); for steps that run exactly once, use the durable "
     "mode (--durable, docs/durable.md)"
+)
+
+#: What a durable job promises about runs interrupted mid-run.
+DURABLE_PROMISE = (
+    "runs that were in flight go on from their last completed step: a finished model request "
+    "is not sent again, a finished tool call not run again (the step in flight may run again)"
 )
 
 
@@ -71,7 +77,8 @@ class JobReporter:
     """Progress and messages of one job (see the module docstring).
 
     ``progress``: a bar on stderr (``None``: when stderr is a terminal). ``say``: where
-    messages for the user go. ``resume_hint``: how the user continues a stopped job.
+    messages for the user go. ``resume_hint``: how the user continues a stopped job;
+    ``promise``: what happens to the inputs that were running (the plain runner's by default).
     """
 
     def __init__(
@@ -82,9 +89,11 @@ class JobReporter:
         say: Callable[[str], None] | None = None,
         inform: Callable[[str], None] | None = None,
         name: str = "batch",
+        promise: str = AT_LEAST_ONCE,
     ) -> None:
         self.progress = progress
         self.resume_hint = resume_hint
+        self.promise = promise
         self.name = name
         self.say = say or (lambda message: logger.warning("%s: %s", name, message))
         self.inform = inform or (lambda message: logger.info("%s: %s", name, message))
@@ -115,7 +124,7 @@ class JobReporter:
         if resume and report.skipped and todo:
             self.inform(
                 f"resuming: {report.skipped} of {report.total} inputs already done, "
-                f"{len(todo)} to run; {AT_LEAST_ONCE}"
+                f"{len(todo)} to run; {self.promise}"
             )
         if todo:
             self._bar = Progress(
@@ -144,7 +153,7 @@ class JobReporter:
             text += f" ({type(error).__name__}: {error})"
         if report is not None:
             text += f"; results so far are in {report.output}"
-        return f"{text}.\nTo continue, {self.resume_hint}\nNote: {AT_LEAST_ONCE}."
+        return f"{text}.\nTo continue, {self.resume_hint}\nNote: {self.promise}."
 
     def stopped(self, error: BaseException) -> None:
         """The job stops early because of ``error`` (Ctrl-C, or an error no retry can fix)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -153,9 +153,30 @@ class _Chunk:
 class _Fatal(Exception):
     """Internal: an error no retry can fix; carries the original."""
 
-    def __init__(self, original: BaseException) -> None:
+    def __init__(self, original: BaseException, requests: int = 0) -> None:
         super().__init__(str(original))
         self.original = original
+        self.requests = requests
+
+
+@dataclass
+class Answer:
+    """What one summary request (with its retries) gave: ``text`` or ``failure``.
+
+    Durable summaries record it as one step (:mod:`agentkit.durable`).
+    """
+
+    text: str | None
+    requests: int
+    usage: Usage
+    failure: ChunkFailure | None = None
+
+
+#: Runs one summary request with its retries: ``(attempts, prompt, stage, index, source)``.
+#: The default calls ``attempts`` directly; a durable summary records each call as a step.
+AskStep = Callable[
+    [Callable[[str, str, int, str], Awaitable[Answer]], str, str, int, str], Awaitable[Answer]
+]
 
 
 class _Run:
@@ -171,6 +192,7 @@ class _Run:
         instructions: str | None,
         progress: Progress,
         result: SummaryResult,
+        step: AskStep | None = None,
     ) -> None:
         self.model = model
         self.settings = settings
@@ -180,11 +202,31 @@ class _Run:
         self.progress = progress
         self.result = result
         self.stopped: BaseException | None = None
+        self.step = step
 
     async def ask(self, prompt: str, *, stage: str, index: int, source: str) -> str | None:
         """One summary request with retries; ``None`` (and a recorded failure) if it fails."""
+        try:
+            if self.step is None:
+                answer = await self.attempts(prompt, stage, index, source)
+            else:
+                answer = await self.step(self.attempts, prompt, stage, index, source)
+        except _Fatal as fatal:
+            self.result.requests += fatal.requests
+            raise
+        result = self.result
+        result.requests += answer.requests
+        result.usage = result.usage + answer.usage
+        if answer.failure is not None:
+            result.failures.append(answer.failure)
+        self.progress.advance()
+        return answer.text
+
+    async def attempts(self, prompt: str, stage: str, index: int, source: str) -> Answer:
+        """The attempts of one request; changes nothing but ``stopped`` (what it made is returned)."""
         messages = [Message.system(_SYSTEM), Message.user(prompt)]
-        attempts = 0
+        attempts = requests = 0
+        usage = Usage()
         error: BaseException | None = None
         while attempts <= self.retries:
             if attempts:
@@ -192,13 +234,13 @@ class _Run:
             attempts += 1
             async with self.semaphore:
                 if self.stopped is not None:
-                    raise _Fatal(self.stopped)
-                self.result.requests += 1
+                    raise _Fatal(self.stopped, requests)
+                requests += 1
                 try:
                     response = await self.model.request(messages, [], self.settings)
                 except JOB_FATAL_ERRORS as exc:
                     self.stopped = exc
-                    raise _Fatal(exc) from exc
+                    raise _Fatal(exc, requests) from exc
                 except Exception as exc:
                     error = exc
                     logger.warning(
@@ -213,7 +255,7 @@ class _Run:
                     if isinstance(exc, _NOT_RETRIED):
                         break
                     continue
-            self.result.usage = self.result.usage + response.usage
+            usage = usage + response.usage
             text = (response.text or "").strip()
             if text:
                 if response.finish_reason == "length":
@@ -225,18 +267,16 @@ class _Run:
                         source,
                         self.settings.max_tokens,
                     )
-                self.progress.advance()
-                return text
+                return Answer(text, requests, usage)
             error = ModelResponseError("the model replied with an empty summary")
             logger.warning(
                 "%s chunk %d (%s): empty reply (attempt %d)", stage, index, source, attempts
             )
         assert error is not None
-        self.result.failures.append(
-            ChunkFailure(stage=stage, index=index, source=source, attempts=attempts, error=error)
+        failure = ChunkFailure(
+            stage=stage, index=index, source=source, attempts=attempts, error=error
         )
-        self.progress.advance()
-        return None
+        return Answer(None, requests, usage, failure)
 
     # prompts ------------------------------------------------------------------------------
 
@@ -506,6 +546,7 @@ async def summarize(
     counter: TokenCounter = approx_tokens,
     settings: ModelSettings | None = None,
     progress: bool | None = None,
+    durable: bool = False,
 ) -> SummaryResult:
     """Summarize ``source``: a text, a file path, or a list of texts or paths.
 
@@ -528,6 +569,10 @@ async def summarize(
         counter: Counts tokens in a text; an approximation by default.
         settings: Model settings for every request; by default ``max_tokens=600``.
         progress: Show a progress bar on stderr: ``None`` shows it when stderr is a terminal.
+        durable: Record each request (with its retries) as a step of the durable workflow
+            this call runs in, so a crashed summary run again sends only the requests that had
+            not finished. Needs the ``dbos`` extra and a workflow:
+            :class:`agentkit.durable.DurableSummarizer` runs one.
 
     Cost in model requests, for ``n`` chunks: refine makes ``n``; map-reduce makes ``n`` plus
     about ``ceil(n / fan_in) + ceil(n / fan_in**2) + ...`` to combine, ending with one final
@@ -553,6 +598,11 @@ async def summarize(
         raise ConfigurationError("nothing to summarize: the input has no text")
     logger.debug("summarizing %d chunk(s) with %s", len(chunks), strategy)
 
+    step: AskStep | None = None
+    if durable:
+        from ..durable._summarize import chunk_step  # the dbos extra, only when asked for
+
+        step = chunk_step()
     result = SummaryResult(summary="", strategy=strategy, chunks=len(chunks))
     bar = Progress(progress, len(chunks), "summarizing", "req")
     run = _Run(
@@ -563,6 +613,7 @@ async def summarize(
         instructions=instructions,
         progress=bar,
         result=result,
+        step=step,
     )
     try:
         if strategy == "refine":
