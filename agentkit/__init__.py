@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._scope import session_affinity
 from .agent import (
     Agent,
     AgentEvent,
@@ -30,6 +31,7 @@ from .errors import (
     PermissionDeniedError,
     QuotaExceededError,
     RateLimitError,
+    RepeatedToolCallsError,
     RequestTooLargeError,
     RunError,
     ServerError,
@@ -92,6 +94,7 @@ __all__ = [
     "QuotaExceededError",
     "RateLimit",
     "RateLimitError",
+    "RepeatedToolCallsError",
     "RequestTooLargeError",
     "ResponseDone",
     "RunError",
@@ -122,6 +125,7 @@ __all__ = [
     "UsageLimitExceeded",
     "WorkersAI",
     "__version__",
+    "session_affinity",
     "to_content",
     "tool",
 ]

@@ -9,7 +9,10 @@ every request. With a limit, each step offers the ``k`` tools that best fit the 
   transcript (the last few messages: what the model said, which tools ran, what they returned);
 - tools the conversation has already called stay offered, then the best ranked fill the rest;
   when fewer than ``k`` match any word, the first tools in the agent's order fill the gaps;
-- the offered tools keep the agent's order, so the same choice gives the same request bytes.
+- the offered tools keep the agent's order, so the same choice gives the same request bytes;
+- within a run, the tools offered on the previous request stay offered (``keep``): the tool
+  definitions at the start of each request do not change from step to step, which keeps the
+  provider's prompt cache valid for the run.
 
 Without a limit every tool is offered; above :data:`MANY_TOOLS` tools a warning is logged once
 per agent, pointing here.
@@ -58,8 +61,13 @@ class ToolSelector:
         self._chosen: dict[frozenset[int], tuple[Tool, ...]] = {}
         self._warned = False
 
-    def select(self, messages: Sequence[Message]) -> tuple[Tool, ...]:
-        """The tools to offer for the next request, given the transcript so far."""
+    def select(self, messages: Sequence[Message], keep: Sequence[Tool] = ()) -> tuple[Tool, ...]:
+        """The tools to offer for the next request, given the transcript so far.
+
+        ``keep``: the tools the run offered on its previous request. They stay offered (after
+        any tool the conversation called), so the request's tool definitions, which come first,
+        stay byte-identical from step to step and the provider's prompt cache keeps its prefix.
+        """
         limit = self.limit
         if limit is None or len(self.tools) <= limit:
             if limit is None and len(self.tools) > MANY_TOOLS and not self._warned:
@@ -75,6 +83,12 @@ class ToolSelector:
         chosen: list[int] = []
         for name in _called(messages):
             position = self._position.get(name)
+            if position is not None and position not in chosen:
+                chosen.append(position)
+        for tool in keep:
+            if len(chosen) >= limit:
+                break
+            position = self._position.get(tool.name)
             if position is not None and position not in chosen:
                 chosen.append(position)
         if len(chosen) < limit:

@@ -50,6 +50,8 @@ from typing_extensions import TypeVar
 
 from ._json import JSONNestingError
 from ._json import loads as json_loads
+from ._repeats import RepeatGuard
+from ._scope import RunScope, session_affinity_key
 from ._selection import ToolSelector
 from ._sync import iterate_sync, run_sync
 from .errors import (
@@ -57,6 +59,7 @@ from .errors import (
     MaxStepsExceeded,
     ModelResponseError,
     OutputValidationError,
+    RepeatedToolCallsError,
     ToolApprovalDenied,
     ToolError,
     ToolExecutionError,
@@ -107,6 +110,10 @@ ApproveCallback = Callable[[ToolCall], "bool | Awaitable[bool]"]
 
 _FINAL_ANSWER_PROMPT = (
     "You have used all your steps. Do not call any tool. "
+    "Reply now with your best final answer from what you know so far."
+)
+_REPEAT_FINAL_PROMPT = (
+    "You keep repeating tool calls whose results you already have. Do not call any tool. "
     "Reply now with your best final answer from what you know so far."
 )
 _CANCELLED = "The call was cancelled before it finished; there is no result."
@@ -196,6 +203,7 @@ class _Run:
     """The state of one run: the transcript and the counters. Nothing here is copied per step."""
 
     __slots__ = (
+        "cached_tokens",
         "completion_tokens",
         "deps",
         "exhausted",
@@ -203,11 +211,14 @@ class _Run:
         "instructed",
         "last_tokens",
         "messages",
+        "offered",
         "opts",
         "output_failures",
         "prompt_tokens",
+        "repeats",
         "requests",
         "run_id",
+        "scope",
         "seen_ids",
         "start",
         "steps",
@@ -223,6 +234,7 @@ class _Run:
         opts: _Options,
         run_id: str,
         stored: SessionRun | None = None,
+        max_repeats: int | None = None,
     ) -> None:
         self.run_id = run_id
         self.messages = messages
@@ -233,17 +245,25 @@ class _Run:
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
+        self.cached_tokens = 0
         self.tool_calls = 0
         self.last_tokens = 0  # tokens of the last request (its prompt and reply)
         self.failures: dict[str, int] = {}  # consecutive failed calls per tool name
         self.exhausted: tuple[str, str] | None = None  # (tool, why) once a budget is spent
         self.output_failures = 0
+        self.offered: tuple[Tool, ...] = ()  # the tools of the last request with tools
+        self.repeats = RepeatGuard(max_repeats) if max_repeats is not None else None
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
+        # What the model backend may know of this run (affinity key, wire encodings, used ids).
+        # A session's runs share one key: one prompt cache for the whole conversation.
+        key = session_affinity_key() or (stored.affinity_key if stored else None) or run_id
+        self.scope = RunScope(key, self.seen_ids)
 
     def add(self, usage: Usage) -> None:
         self.prompt_tokens += usage.prompt_tokens
         self.completion_tokens += usage.completion_tokens
         self.total_tokens += usage.total_tokens
+        self.cached_tokens += usage.cached_tokens
 
     def usage(self) -> Usage:
         return Usage(
@@ -252,6 +272,7 @@ class _Run:
             completion_tokens=self.completion_tokens,
             total_tokens=self.total_tokens,
             tool_calls=self.tool_calls,
+            cached_tokens=self.cached_tokens,
         )
 
     def sent(self) -> list[Message]:
@@ -300,6 +321,14 @@ class Agent(Generic[OutputT]):
         retries: the default number of failed calls in a row a tool may make
             (``Tool.max_retries`` overrides it), and of unusable final answers.
         approve_all: ask ``approve`` before every call, not only for tools that require it.
+        max_repeats: a call identical to one already answered in the run (same tool, same
+            arguments) is not run again: the earlier result goes back with a note that the
+            model has it. After this many such repeats the next one ends the run, as
+            ``on_repeat`` says. ``None`` runs every call (for tools whose result changes
+            between identical calls).
+        on_repeat: ``"final_answer"`` (one last request, without tools, for the best answer)
+            or ``"raise"`` (:class:`~agentkit.errors.RepeatedToolCallsError`) once the model
+            has gone over ``max_repeats``.
         max_tool_calls_per_step: the most calls of one model reply that run; the others are
             answered with an error saying they did not run and why.
         max_tools_per_request: offer the model only this many tools per request, those that best
@@ -325,6 +354,8 @@ class Agent(Generic[OutputT]):
         max_tool_output_chars: int = DEFAULT_MAX_TOOL_OUTPUT_CHARS,
         retries: int = 2,
         approve_all: bool = False,
+        max_repeats: int | None = 2,
+        on_repeat: Literal["final_answer", "raise"] = "final_answer",
         max_tool_calls_per_step: int = DEFAULT_MAX_TOOL_CALLS_PER_STEP,
         max_tools_per_request: int | None = None,
     ) -> None:
@@ -350,6 +381,14 @@ class Agent(Generic[OutputT]):
             )
         if retries < 0:
             raise ConfigurationError(f"retries must be 0 or more, got {retries}")
+        if on_repeat not in ("raise", "final_answer"):
+            raise ConfigurationError(
+                f"on_repeat must be 'final_answer' or 'raise', got {on_repeat!r}"
+            )
+        if max_repeats is not None and max_repeats < 0:
+            raise ConfigurationError(
+                f"max_repeats must be None (no guard) or 0 or more, got {max_repeats}"
+            )
         if max_tool_calls_per_step < 1:
             raise ConfigurationError(
                 f"max_tool_calls_per_step must be at least 1, got {max_tool_calls_per_step}"
@@ -387,6 +426,8 @@ class Agent(Generic[OutputT]):
         self.max_total_tokens = max_total_tokens
         self.max_tool_output_chars = max_tool_output_chars
         self.retries = retries
+        self.max_repeats = max_repeats
+        self.on_repeat = on_repeat
         self.max_tool_calls_per_step = max_tool_calls_per_step
 
         # A structured output is parsed with a TypeAdapter, and its schema goes in the prompt.
@@ -720,7 +761,7 @@ class Agent(Generic[OutputT]):
             )
         if stored is not None:
             stored.saved = len(messages)  # stored already, or the agent's own system prompt
-        run = _Run(messages, deps, opts, run_id, stored)
+        run = _Run(messages, deps, opts, run_id, stored, self.max_repeats)
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
@@ -755,6 +796,15 @@ class Agent(Generic[OutputT]):
                     if run.exhausted is not None:
                         name, why = run.exhausted
                         raise ToolRetriesExceeded(why, tool_name=name)
+                    if run.repeats is not None and run.repeats.exceeded and not final_request:
+                        if self.on_repeat == "raise":
+                            raise RepeatedToolCallsError(
+                                f"{run.repeats.describe()}; the run is stopped. Pass "
+                                "on_repeat='final_answer' to ask for a best answer instead, "
+                                "or max_repeats=None if identical calls can give new results"
+                            )
+                        final_request = True
+                        messages.append(_message("user", _REPEAT_FINAL_PROMPT))
                     if last is not None:
                         yield StepFinished(run.steps, last.usage)
                 if new_input:
@@ -762,8 +812,8 @@ class Agent(Generic[OutputT]):
                     new_input = []
 
                 # 2. Limits, checked before each request.
-                if run.steps >= limit:
-                    if self.on_max_steps != "final_answer" or final_request:
+                if run.steps >= limit and not final_request:
+                    if self.on_max_steps != "final_answer":
                         raise MaxStepsExceeded(
                             f"the run made {run.steps} model requests (max_steps={limit}) without "
                             "a final answer; raise max_steps, or pass on_max_steps='final_answer' "
@@ -776,7 +826,9 @@ class Agent(Generic[OutputT]):
                     await stored.save(messages)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
-                tools = () if final_request else self._selector.select(messages)
+                tools: tuple[Tool, ...] = ()
+                if not final_request:  # the run's earlier offer stays in place: a stable prefix
+                    tools = run.offered = self._selector.select(messages, run.offered)
                 started = time.perf_counter()
                 if stream:
                     response = None
@@ -789,7 +841,8 @@ class Agent(Generic[OutputT]):
                                 yield event
                     assert response is not None
                 else:
-                    response = await self._request(run, tools, settings)
+                    with run.scope:  # what the backend may know of this run (see _scope)
+                        response = await self._request(run, tools, settings)
                 run.steps += 1
                 run.requests += 1
                 run.add(response.usage)
@@ -888,7 +941,12 @@ class Agent(Generic[OutputT]):
         response: ModelResponse | None = None
         events = self.model.stream(run.sent(), tools, settings)
         try:
-            async for event in events:
+            while True:
+                with run.scope:  # only while the model works, never across our yields
+                    try:
+                        event = await anext(events)
+                    except StopAsyncIteration:
+                        break
                 if isinstance(event, ResponseDone):
                     response = event.response
                 elif mode == 1:
@@ -1039,7 +1097,11 @@ class Agent(Generic[OutputT]):
         started = time.perf_counter()
         run.tool_calls += 1
         tool = self._tools.get(call.name)
-        if tool is None:
+        key, repeated = run.repeats.check(call) if run.repeats is not None else (None, None)
+        if repeated is not None:  # answered before in this run: the same result, with a note
+            result = repeated
+            run.failures.pop(call.name, None)  # a success, as far as the retry budget goes
+        elif tool is None:
             names = ", ".join(self._tools) or "none"
             error: ToolError = UnknownToolError(
                 f"There is no tool named {call.name!r}. Available tools: {names}.",
@@ -1093,6 +1155,8 @@ class Agent(Generic[OutputT]):
                 result = result.model_copy(
                     update={"content": _cut(content, self.max_tool_output_chars)}
                 )
+            if run.repeats is not None:
+                run.repeats.remember(key, call, result)
         if _log.isEnabledFor(_DEBUG):
             _log.debug(
                 "run %s tool %s (%s): %s in %.1f ms, %d chars",

@@ -11,15 +11,17 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import secrets
 import shlex
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TextIO
 
+from ._scope import session_affinity
 from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
 from .errors import AgentKitError, ConfigurationError
 from .messages import Message, ResponseDone, TextDelta, ToolCall, Usage
-from .sessions import SQLiteSession
+from .sessions import SQLiteSession, affinity_key
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -205,7 +207,11 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
     result = asyncio.run(story())
     print(f"answer: {result.output}")
-    print(f"({result.steps} model requests, {result.usage.tool_calls} tool calls)")
+    cached = result.usage.cached_tokens
+    print(
+        f"({result.steps} model requests, {result.usage.tool_calls} tool calls"
+        + (f", {cached} prompt tokens from the cache)" if cached else ")")
+    )
     return 0
 
 
@@ -351,6 +357,10 @@ def _cmd_chat(args: argparse.Namespace) -> int:
         print(f"session {args.session!r}: {kept} messages kept", file=sys.stderr)
 
     history: list[Message] | None = None
+    # One prompt cache per conversation; a saved one keeps its key from one chat to the next.
+    conversation = (
+        f"chat-{secrets.token_hex(8)}" if session is None else affinity_key(session.session_id)
+    )
     # One event loop for the whole conversation (the model's connections live on it); input()
     # runs between turns, outside the loop.
     with asyncio.Runner() as runner:
@@ -367,18 +377,19 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                 if interactive:
                     sys.stdout.write("agent> ")
                 try:
-                    result = runner.run(
-                        _run_and_print(
-                            agent,
-                            line,
-                            history,
-                            stream=args.stream,
-                            show_tools=args.show_tools,
-                            quiet=False,
-                            out=sys.stdout,
-                            session=session,
+                    with session_affinity(conversation):  # one prompt cache per conversation
+                        result = runner.run(
+                            _run_and_print(
+                                agent,
+                                line,
+                                history,
+                                stream=args.stream,
+                                show_tools=args.show_tools,
+                                quiet=False,
+                                out=sys.stdout,
+                                session=session,
+                            )
                         )
-                    )
                 except AgentKitError as exc:
                     print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
                     if session is None:  # a session keeps what the failed turn produced itself

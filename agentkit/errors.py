@@ -59,6 +59,7 @@ __all__ = [
     "PermissionDeniedError",
     "QuotaExceededError",
     "RateLimitError",
+    "RepeatedToolCallsError",
     "RequestTooLargeError",
     "RunError",
     "ServerError",
@@ -261,6 +262,10 @@ class MaxStepsExceeded(RunError):
 
 class UsageLimitExceeded(RunError):
     """The run went over a usage limit (``max_total_tokens``)."""
+
+
+class RepeatedToolCallsError(RunError):
+    """The model kept repeating tool calls it already had the results of (``max_repeats``)."""
 
 
 class ToolRetriesExceeded(RunError):

@@ -120,7 +120,11 @@ class Message(BaseModel):
 
 
 class Usage(BaseModel):
-    """What requests used. Adding two ``Usage`` values sums every field."""
+    """What requests used. Adding two ``Usage`` values sums every field.
+
+    ``cached_tokens`` is the part of ``prompt_tokens`` the provider served from its prompt cache
+    (billed at a discount), where it reports it.
+    """
 
     model_config = ConfigDict(defer_build=True)
 
@@ -129,6 +133,7 @@ class Usage(BaseModel):
     completion_tokens: int = 0
     total_tokens: int = 0
     tool_calls: int = 0
+    cached_tokens: int = 0
 
     def __add__(self, other: Usage) -> Usage:
         return Usage(
@@ -137,6 +142,7 @@ class Usage(BaseModel):
             completion_tokens=self.completion_tokens + other.completion_tokens,
             total_tokens=self.total_tokens + other.total_tokens,
             tool_calls=self.tool_calls + other.tool_calls,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
         )
 
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import json
 import logging
 import os
@@ -46,6 +47,7 @@ __all__ = [
     "SQLiteSession",
     "Session",
     "SessionRun",
+    "affinity_key",
     "estimate_tokens",
     "trim_messages",
 ]
@@ -562,6 +564,12 @@ class SQLiteSession:
             )
 
 
+def affinity_key(session_id: str) -> str:
+    """One key for every run of a conversation (``x-session-affinity``), so its requests reach
+    the replica that caches its prompt: a hash of the session id, nothing readable."""
+    return "session-" + hashlib.sha256(session_id.encode()).hexdigest()[:32]
+
+
 def _finished(last: Message) -> bool:
     return last.role == "assistant" and not last.tool_calls
 
@@ -621,6 +629,10 @@ class SessionRun:
             await lock.__aexit__(type(exc), exc, exc.__traceback__)
             raise
         return cls(session, lock), loaded
+
+    @property
+    def affinity_key(self) -> str:
+        return affinity_key(self.session.session_id)
 
     async def save(self, messages: list[Message]) -> None:
         if len(messages) > self.saved:

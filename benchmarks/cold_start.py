@@ -3,7 +3,9 @@
 Each measurement runs in a new ``python`` process (so nothing is cached in memory). Bytecode
 caches on disk are warm, as on any start after the first: a warm-up process writes them, even
 where ``PYTHONDONTWRITEBYTECODE`` is set in the environment. Reported: the median and the best of
-``--repeat`` processes.
+``--repeat`` processes, and each one's ratio to the floor (``import asyncio`` + pydantic with
+one model built: what any asyncio + pydantic library pays before its own code). The processes of
+each row alternate with the floor's, so a busy machine slows both alike.
 
 Run by hand::
 
@@ -67,17 +69,28 @@ print(time.perf_counter() - t0)
 """
 
 
-def _time(code: str, repeat: int) -> tuple[float, float]:
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    samples = []
-    for i in range(repeat + 1):
-        out = subprocess.run(
-            [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env
-        ).stdout
-        if i == 0:
-            continue  # the warm-up: writes the bytecode caches
-        samples.append(float(out.strip().splitlines()[-1]))
-    return statistics.median(samples), min(samples)
+def _env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+
+
+def _once(code: str) -> float:
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, env=_env()
+    ).stdout
+    return float(out.strip().splitlines()[-1])
+
+
+def _time(code: str, repeat: int) -> tuple[float, float, float]:
+    """``(median, best, ratio to the floor)`` over ``repeat`` processes; the ratio is the median
+    of each process's time over the floor process timed just before it."""
+    _once(code)  # the warm-up: writes the bytecode caches
+    _once(FLOOR)
+    samples, floors = [], []
+    for _ in range(repeat):
+        floors.append(_once(FLOOR))
+        samples.append(_once(code))
+    ratio = statistics.median(s / f for s, f in zip(samples, floors, strict=True))
+    return statistics.median(samples), min(samples), ratio
 
 
 def main() -> None:
@@ -96,10 +109,11 @@ def main() -> None:
             except subprocess.CalledProcessError:
                 print(f"skipping {module}: not installed", file=sys.stderr)
     print(f"{args.repeat} fresh processes each, Python {sys.version.split()[0]}")
-    print("| what | median, ms | best, ms |")
-    print("|---|---:|---:|")
-    for label, median, best in rows:
-        print(f"| {label} | {median * 1000:.0f} | {best * 1000:.0f} |")
+    print("| what | median, ms | best, ms | x floor |")
+    print("|---|---:|---:|---:|")
+    for label, median, best, floor in rows:
+        ratio = "-" if label.startswith("build") else f"{floor:.2f}"
+        print(f"| {label} | {median * 1000:.0f} | {best * 1000:.0f} | {ratio} |")
 
 
 if __name__ == "__main__":

@@ -98,6 +98,7 @@ def test_a_crash_inside_a_tool_step_reruns_only_that_call(tmp_path: Path, refere
         "completion_tokens": 30,
         "total_tokens": 630,
         "tool_calls": 3,
+        "cached_tokens": 0,
     }
     roles = [m["role"] for m in result["messages"]]
     assert roles == [

@@ -356,7 +356,9 @@ async def test_without_a_budget_the_settings_pass_unchanged() -> None:
     model = GrowingModel()
     settings = ModelSettings(max_tokens=300)
     with pytest.raises(UsageLimitExceeded):
-        await Agent(model, [lookup], settings=settings, max_total_tokens=10_000).run("go")
+        # max_repeats=None: the model repeats one call, and this test is about the budget.
+        agent = Agent(model, [lookup], settings=settings, max_total_tokens=10_000, max_repeats=None)
+        await agent.run("go")
     assert model.max_tokens[0] == 300  # within the budget: the agent's own settings go as they are
 
 

@@ -306,7 +306,8 @@ async def test_endless_tool_calls_stop_at_max_steps_with_the_transcript(
     wire.default = Reply.calls(("lookup", {"key": "a"}))
     async with workers_ai(wire) as model:
         with pytest.raises(MaxStepsExceeded, match="max_steps=4") as info:
-            await run(Agent(model, [lookup], max_steps=4), stream)
+            # max_repeats=None: identical calls, so the repeat guard would end the run first.
+            await run(Agent(model, [lookup], max_steps=4, max_repeats=None), stream)
     assert len(wire.requests) == 4
     check_transcript(info.value.messages, PROMPT, tool_results=4)
     assert info.value.usage is not None

@@ -35,6 +35,7 @@ from agentkit import (
 )
 from agentkit.models.scripted import FunctionModel, ScriptedModel
 from agentkit.sessions import _this_host, estimate_tokens, trim_messages
+from agentkit.testing import WireServer
 from agentkit.tools import tool
 
 REPO = Path(__file__).resolve().parent.parent
@@ -707,3 +708,21 @@ def test_stream_sync_with_a_session_saves_when_the_caller_stops_early(
     assert session.holder() is None
     events = list(agent.stream_sync(session=session))
     assert isinstance(events[-1], RunFinished) and events[-1].result.output == "Sunny."
+
+
+# --- one prompt cache per conversation ---------------------------------------------------------
+
+
+async def test_the_runs_of_a_session_share_one_affinity_key(
+    db: Path, wire: WireServer, workers_ai: Callable[..., Any]
+) -> None:
+    wire.add("first", "second", "elsewhere")
+    async with workers_ai(wire) as model:
+        agent = Agent(model)
+        with SQLiteSession("alice@example.com", db) as session:
+            await agent.run("one", session=session)
+            await agent.run("two", session=session)
+        await agent.run("three")
+    keys = [r.headers.get("x-session-affinity") for r in wire.requests]
+    assert keys[0] == keys[1] and keys[0] and keys[2] and keys[2] != keys[0]
+    assert "alice" not in keys[0]  # a hash of the session id, not the id

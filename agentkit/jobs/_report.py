@@ -171,6 +171,7 @@ def summary(report: BatchReport) -> str:
     """One line: the counts, requests, tokens and where the results are."""
     return (
         f"{report.succeeded} succeeded, {report.failed} failed, {report.skipped} skipped; "
-        f"{report.usage.requests} requests, {report.usage.total_tokens} tokens; "
+        f"{report.usage.requests} requests, {report.usage.total_tokens} tokens "
+        f"({report.usage.cached_tokens} prompt tokens from the cache); "
         f"results in {report.output}"
     )

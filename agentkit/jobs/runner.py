@@ -10,14 +10,24 @@ input. The durable mode runs each model request and tool call exactly once.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 from collections.abc import Sequence
 from typing import Any
 
+from .._scope import session_affinity
 from .._sync import run_sync
 from ..agent import Agent
 from ..errors import JOB_FATAL_ERRORS, ConfigurationError
-from ._io import BatchItem, ResultsFile, error_usage, failure_record, read_inputs, result_record
+from ._io import (
+    BatchItem,
+    ResultsFile,
+    error_usage,
+    failure_record,
+    input_key,
+    read_inputs,
+    result_record,
+)
 from ._report import BatchReport, JobReporter
 
 __all__ = ["run_batch", "run_batch_sync"]
@@ -108,8 +118,11 @@ async def _run_one(
     deps: Any,
     max_steps: int | None,
 ) -> Exception | None:
+    # One prompt-cache key per input: a rerun of the same input (--resume) reuses it.
+    affinity = "input-" + hashlib.sha256(input_key(item.id).encode()).hexdigest()[:24]
     try:
-        result = await agent.run(item.input, deps=deps, max_steps=max_steps)
+        with session_affinity(affinity):
+            result = await agent.run(item.input, deps=deps, max_steps=max_steps)
     except JOB_FATAL_ERRORS:
         raise
     except Exception as exc:

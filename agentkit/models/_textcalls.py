@@ -367,6 +367,16 @@ def _int(value: Any) -> int:
     return value if isinstance(value, int) and not isinstance(value, bool) else 0
 
 
+def cached_tokens(usage: dict[str, Any]) -> int:
+    """Prompt tokens served from the provider's prompt cache: OpenAI's
+    ``prompt_tokens_details.cached_tokens`` (Workers AI reports it the same way), or a flat
+    ``cached_tokens``."""
+    details = usage.get("prompt_tokens_details")
+    if isinstance(details, dict):
+        return _int(details.get("cached_tokens"))
+    return _int(usage.get("cached_tokens"))
+
+
 def build_response(
     *,
     text: Any,
@@ -379,19 +389,23 @@ def build_response(
     raw: Any,
     recover: bool = True,
     history: Sequence[Message] = (),
+    taken: Collection[str] | None = None,
 ) -> ModelResponse:
     """One :class:`ModelResponse` from the parts of a reply, whatever wire it came from.
 
     Structured calls are taken as sent. Without them, calls hidden in the text are recovered
     (offered tools only) and the text around them is kept as ``text`` (``None`` if nothing is
-    left), so it is not mistaken for a final answer. Call ids are unique within ``history``.
+    left), so it is not mistaken for a final answer. Call ids are unique within ``history`` (or
+    ``taken``, the ids already used, when the caller keeps them).
     """
     answer = _text(text)
-    taken: set[str] = set()
-    if raw_calls and history:
-        for message in history:
-            if message.tool_calls:
-                taken.update(call.id for call in message.tool_calls)
+    if taken is None:  # the ids used in the history (a run passes the set it keeps)
+        used: set[str] = set()
+        if raw_calls and history:
+            for message in history:
+                if message.tool_calls:
+                    used.update(call.id for call in message.tool_calls)
+        taken = used
     calls = normalize_calls(raw_calls, taken)
     if not calls and recover and tools and answer:
         calls, rest = recover_tool_calls(answer, tools)
@@ -399,11 +413,12 @@ def build_response(
             answer = rest or None
     if calls and answer == "":
         answer = None
-    prompt = completion = total = 0
+    prompt = completion = total = cached = 0
     if isinstance(usage, dict):
         prompt = _int(usage.get("prompt_tokens"))
         completion = _int(usage.get("completion_tokens"))
         total = _int(usage.get("total_tokens")) or prompt + completion
+        cached = cached_tokens(usage)
     reason = finish_reason if isinstance(finish_reason, str) and finish_reason else None
     if reason != "length":
         if max_tokens and completion >= max_tokens:
@@ -416,7 +431,11 @@ def build_response(
         text=answer,
         tool_calls=calls,
         usage=Usage(
-            requests=1, prompt_tokens=prompt, completion_tokens=completion, total_tokens=total
+            requests=1,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            total_tokens=total,
+            cached_tokens=cached,
         ),
         finish_reason=reason,
         model_name=model_name,

@@ -118,9 +118,11 @@ class Transport:
             self._last = (loop, pool)
         return pool.pick()
 
-    def _request_headers(self) -> Mapping[str, str] | None:
+    def _request_headers(self, extra: Mapping[str, str] | None = None) -> Mapping[str, str] | None:
         # Owned clients carry the headers already; a caller's client gets them per request.
-        return self.headers if self._user_client is not None else None
+        if self._user_client is None:
+            return extra
+        return self.headers if extra is None else {**self.headers, **extra}
 
     async def aclose(self) -> None:
         """Close the clients this transport created (never a caller's client)."""
@@ -218,7 +220,13 @@ class Transport:
 
     @asynccontextmanager
     async def _open(
-        self, url: httpx.URL, body: bytes, model: str, end: float | None, stream: bool
+        self,
+        url: httpx.URL,
+        body: bytes,
+        model: str,
+        end: float | None,
+        stream: bool,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """Send ``body`` and yield the response once its status is OK (else raise its error)."""
         client, gate = self._client_and_gate()
@@ -239,7 +247,7 @@ class Transport:
                         "POST",
                         url,
                         content=body,
-                        headers=self._request_headers(),
+                        headers=self._request_headers(headers),
                         extensions=extensions,
                     )
                     if gate is not None:
@@ -282,10 +290,16 @@ class Transport:
             await _release(response, gate if held else None)
 
     async def post_json(
-        self, url: httpx.URL, body: bytes, model: str, end: float | None = None
+        self,
+        url: httpx.URL,
+        body: bytes,
+        model: str,
+        end: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> Any:
-        """POST ``body`` once (no retry) and return the decoded JSON reply."""
-        async with self._open(url, body, model, end, stream=False) as response:
+        """POST ``body`` once (no retry) and return the decoded JSON reply; ``headers`` are
+        sent on top of the transport's own."""
+        async with self._open(url, body, model, end, False, headers) as response:
             content = await self.read(response, model, end)
         try:
             return loads(content)
@@ -314,10 +328,15 @@ class Transport:
 
     @asynccontextmanager
     async def open_stream(
-        self, url: httpx.URL, body: bytes, model: str, end: float | None = None
+        self,
+        url: httpx.URL,
+        body: bytes,
+        model: str,
+        end: float | None = None,
+        headers: Mapping[str, str] | None = None,
     ) -> AsyncIterator[httpx.Response]:
         """POST ``body`` for a streamed reply; yields the response once its status is OK."""
-        async with self._open(url, body, model, end, stream=True) as response:
+        async with self._open(url, body, model, end, True, headers) as response:
             yield response
 
     async def chunks(

@@ -47,6 +47,10 @@ class OpenAICompatible(HTTPModel):
     ``deadline``, ``max_response_bytes`` and ``max_event_bytes`` are as for
     :class:`~agentkit.models.WorkersAI`. Sampling settings take the ranges OpenAI documents
     (``frequency_penalty`` and ``presence_penalty`` from -2 to 2).
+
+    ``session_affinity`` (off by default here; on for :meth:`WorkersAI.openai`, whose endpoint
+    uses it): ``True`` sends ``x-session-affinity`` with one key per run, a string sends that
+    key on every request.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class OpenAICompatible(HTTPModel):
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         limits: httpx.Limits | None = None,
+        session_affinity: bool | str = False,
         deadline: float | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -92,6 +97,7 @@ class OpenAICompatible(HTTPModel):
             max_response_bytes=max_response_bytes,
             max_event_bytes=max_event_bytes,
         )
+        self._set_session_affinity(session_affinity)
 
     @property
     def base_url(self) -> str:
@@ -114,39 +120,35 @@ class OpenAICompatible(HTTPModel):
     def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [tool.definition("function") for tool in tools]
 
-    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        wire: list[dict[str, Any]] = []
-        for message in messages:
-            role = message.role
-            if role == "assistant" and message.tool_calls:
-                wire.append(
+    _wire_format = "openai"
+
+    def _wire_message(
+        self, message: Message, messages: Sequence[Message], index: int
+    ) -> dict[str, Any]:
+        role = message.role
+        if role == "assistant" and message.tool_calls:
+            return {
+                "role": "assistant",
+                "content": message.content or "",
+                "tool_calls": [
                     {
-                        "role": "assistant",
-                        "content": message.content or "",
-                        "tool_calls": [
-                            {
-                                "id": call.id,
-                                "type": "function",
-                                "function": {
-                                    "name": call.name,
-                                    "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                                },
-                            }
-                            for call in message.tool_calls
-                        ],
+                        "id": call.id,
+                        "type": "function",
+                        "function": {
+                            "name": call.name,
+                            "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                        },
                     }
-                )
-            elif role == "tool":
-                wire.append(
-                    {
-                        "role": "tool",
-                        "tool_call_id": message.tool_call_id or "",
-                        "content": message.content or "",
-                    }
-                )
-            else:
-                wire.append({"role": role, "content": message.content or ""})
-        return wire
+                    for call in message.tool_calls
+                ],
+            }
+        if role == "tool":
+            return {
+                "role": "tool",
+                "tool_call_id": message.tool_call_id or "",
+                "content": message.content or "",
+            }
+        return {"role": role, "content": message.content or ""}
 
     def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
         choices = data.get("choices") if isinstance(data, dict) else None

@@ -74,6 +74,10 @@ class WorkersAI(HTTPModel):
     - ``tool_style``: ``"function"`` (``{type, function: {...}}``) or ``"flat"`` tool definitions.
     - ``settings``: default :class:`~agentkit.settings.ModelSettings` for every request.
     - ``recover_text_calls``: recover tool calls the model wrote as text (on by default).
+    - ``session_affinity``: ``True`` (the default) sends ``x-session-affinity`` with one key per
+      run (the run id, or the key of a :func:`~agentkit.session_affinity` block), so a run's
+      requests reach the replica holding its cached prompt prefix; a string sends that key on
+      every request; ``False`` sends none.
 
     Use it as a context manager (``with`` / ``async with``) or call ``close()`` / ``aclose()``
     to release pooled connections.
@@ -99,6 +103,7 @@ class WorkersAI(HTTPModel):
         backoff_base: float = DEFAULT_BACKOFF_BASE,
         backoff_max: float = DEFAULT_BACKOFF_MAX,
         limits: httpx.Limits | None = None,
+        session_affinity: bool | str = True,
         deadline: float | None = None,
         max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES,
         max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES,
@@ -141,6 +146,7 @@ class WorkersAI(HTTPModel):
             "max_event_bytes": max_event_bytes,
             "settings": settings,
             "recover_text_calls": recover_text_calls,
+            "session_affinity": session_affinity,
         }
         self._init_http(
             model,
@@ -160,6 +166,7 @@ class WorkersAI(HTTPModel):
             max_response_bytes=max_response_bytes,
             max_event_bytes=max_event_bytes,
         )
+        self._set_session_affinity(session_affinity)
         self._endpoint: httpx.URL | None = None
         if self._account_id and token:
             if gateway:
@@ -211,41 +218,36 @@ class WorkersAI(HTTPModel):
     def _tool_definitions(self, tools: Sequence[Tool]) -> list[dict[str, Any]]:
         return [_complete_definition(tool.definition(self._tool_style)) for tool in tools]
 
-    def _wire_messages(self, messages: Sequence[Message]) -> list[dict[str, Any]]:
-        wire: list[dict[str, Any]] = []
-        names: dict[str, str] = {}
-        for message in messages:
-            role = message.role
-            if role == "assistant" and message.tool_calls:
-                calls_text = "\n".join(call_as_text(call) for call in message.tool_calls)
-                content = f"{message.content}\n{calls_text}" if message.content else calls_text
-                wire_calls = []
-                for call in message.tool_calls:
-                    names[call.id] = call.name
-                    wire_calls.append(
-                        {
-                            "id": call.id,
-                            "type": "function",
-                            "function": {
-                                "name": call.name,
-                                "arguments": json.dumps(call.arguments, ensure_ascii=False),
-                            },
-                        }
-                    )
-                wire.append({"role": "assistant", "content": content, "tool_calls": wire_calls})
-            elif role == "tool":
-                call_id = message.tool_call_id or ""
-                wire.append(
-                    {
-                        "role": "tool",
-                        "name": message.name or names.get(call_id, ""),
-                        "tool_call_id": call_id,
-                        "content": message.content or "",
-                    }
-                )
-            else:
-                wire.append({"role": role, "content": message.content or ""})
-        return wire
+    _wire_format = "workers-ai"
+
+    def _wire_message(
+        self, message: Message, messages: Sequence[Message], index: int
+    ) -> dict[str, Any]:
+        role = message.role
+        if role == "assistant" and message.tool_calls:
+            calls_text = "\n".join(call_as_text(call) for call in message.tool_calls)
+            content = f"{message.content}\n{calls_text}" if message.content else calls_text
+            wire_calls = [
+                {
+                    "id": call.id,
+                    "type": "function",
+                    "function": {
+                        "name": call.name,
+                        "arguments": json.dumps(call.arguments, ensure_ascii=False),
+                    },
+                }
+                for call in message.tool_calls
+            ]
+            return {"role": "assistant", "content": content, "tool_calls": wire_calls}
+        if role == "tool":
+            call_id = message.tool_call_id or ""
+            return {
+                "role": "tool",
+                "name": message.name or _call_name(messages, index, call_id),
+                "tool_call_id": call_id,
+                "content": message.content or "",
+            }
+        return {"role": role, "content": message.content or ""}
 
     def _reply_parts(self, data: Any) -> tuple[Any, Any, Any, Any]:
         if not isinstance(data, dict):
@@ -308,7 +310,9 @@ class WorkersAI(HTTPModel):
         LoRA adapter to apply.
         """
         fields = self._prompt_fields(prompt, raw, lora, settings)
-        return await self._send(self._body(fields, (), False), (), fields.get("max_tokens"))
+        body = self._body(fields, (), False)
+        headers = self._affinity_headers()
+        return await self._send(body, (), fields.get("max_tokens"), (), headers)
 
     def complete_sync(
         self,
@@ -333,7 +337,9 @@ class WorkersAI(HTTPModel):
         arrives, then one ``ResponseDone`` with the whole reply and its usage)."""
         fields = self._prompt_fields(prompt, raw, lora, settings)
         body = self._body(fields, (), True)
-        async with aclosing(self._stream_body(body, (), fields.get("max_tokens"), ())) as events:
+        headers = self._affinity_headers()
+        events = self._stream_body(body, (), fields.get("max_tokens"), (), headers)
+        async with aclosing(events):
             async for event in events:
                 yield event
 
@@ -371,6 +377,15 @@ class WorkersAI(HTTPModel):
             _hints=_HINTS,
             **self._options,
         )
+
+
+def _call_name(messages: Sequence[Message], index: int, call_id: str) -> str:
+    """The tool name of call ``call_id`` in an earlier assistant turn ("" if none has it)."""
+    for earlier in reversed(messages[:index]):
+        for call in earlier.tool_calls:
+            if call.id == call_id:
+                return call.name
+    return ""
 
 
 _WORKERS_AI_RANGES = {

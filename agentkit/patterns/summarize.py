@@ -49,6 +49,7 @@ __all__ = [
     "Strategy",
     "SummarizeError",
     "SummaryResult",
+    "plan_chunks",
     "summarize",
     "summarize_sync",
 ]
@@ -66,6 +67,11 @@ _PROMPT_RESERVE_CHARS = 16_384
 #: The most characters of summaries (or, for refine, of the running summary and the next
 #: chunk) one request may carry; longer ones are cut so a request never exceeds the limit.
 _CONTENT_BUDGET_CHARS = MAX_CONTENT_CHARS - _PROMPT_RESERVE_CHARS
+#: Tokens kept in each request for the instructions and framing around a chunk.
+_PROMPT_RESERVE_TOKENS = 512
+#: ``chunk_tokens`` and ``fan_in`` when neither they nor a context window are given.
+_DEFAULT_CHUNK_TOKENS = 3000
+_DEFAULT_FAN_IN = 4
 #: Seconds to wait before retry ``n`` (1-based) of a failed request: 0.25, 0.5, 1, ...
 _RETRY_BASE_DELAY = 0.25
 
@@ -339,6 +345,28 @@ class _Run:
         )
 
 
+def plan_chunks(context_window: int, max_tokens: int) -> tuple[int, int]:
+    """``(chunk_tokens, fan_in)`` that fill a model's context window: the fewest requests.
+
+    Each request holds the framing (:data:`_PROMPT_RESERVE_TOKENS`), the reply
+    (``max_tokens``), a running summary of at most ``max_tokens`` (refine) and the chunk, so
+    ``chunk_tokens = context_window - 2 * max_tokens - reserve``; a combining request takes as
+    many summaries of at most ``max_tokens`` as fit in the same room. Chunks are also cut to
+    the per-message character limit of the wire, whatever the window.
+    """
+    if context_window < 1 or max_tokens < 1:
+        raise ConfigurationError(
+            f"context_window and max_tokens must be positive, got {context_window} and {max_tokens}"
+        )
+    room = context_window - 2 * max_tokens - _PROMPT_RESERVE_TOKENS
+    if room < 100:
+        raise ConfigurationError(
+            f"a context window of {context_window} tokens leaves {room} tokens per chunk with "
+            f"max_tokens={max_tokens}; at least 100 are needed: lower settings.max_tokens"
+        )
+    return room, max(2, room // max_tokens)
+
+
 def _cut(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: max(0, limit - 6)].rstrip() + " [...]"
 
@@ -538,14 +566,15 @@ async def summarize(
     *,
     strategy: Strategy = "map_reduce",
     instructions: str | None = None,
-    chunk_tokens: int = 3000,
-    fan_in: int = 4,
+    chunk_tokens: int | None = None,
+    fan_in: int | None = None,
     max_concurrency: int = 4,
     retries: int = 2,
     on_failure: Literal["raise", "skip"] = "raise",
     counter: TokenCounter = approx_tokens,
     settings: ModelSettings | None = None,
     progress: bool | None = None,
+    context_window: int | None = None,
     durable: bool = False,
 ) -> SummaryResult:
     """Summarize ``source``: a text, a file path, or a list of texts or paths.
@@ -558,8 +587,10 @@ async def summarize(
         instructions: What the final summary should be like ("five bullet points", "for a
             lawyer", ...). Defaults to :data:`DEFAULT_INSTRUCTIONS`.
         chunk_tokens: The largest chunk, in tokens as measured by ``counter``; also the budget
-            for combining summaries in one request.
-        fan_in: How many summaries map-reduce combines in one request.
+            for combining summaries in one request. By default the most the context window
+            allows (:func:`plan_chunks`), or 3000 when no window is known.
+        fan_in: How many summaries map-reduce combines in one request. By default as many as
+            the context window holds, or 4 when no window is known.
         max_concurrency: Most requests in flight at once. The model client's own rate limit
             still applies beneath it.
         retries: Extra attempts for a failed request (an error or an empty reply).
@@ -569,6 +600,9 @@ async def summarize(
         counter: Counts tokens in a text; an approximation by default.
         settings: Model settings for every request; by default ``max_tokens=600``.
         progress: Show a progress bar on stderr: ``None`` shows it when stderr is a terminal.
+        context_window: The model's context window in tokens (default: the model's
+            ``context_window`` attribute, if it has one). With ``settings.max_tokens`` it sets
+            the default ``chunk_tokens`` and ``fan_in``, so the input takes the fewest requests.
         durable: Record each request (with its retries) as a step of the durable workflow
             this call runs in, so a crashed summary run again sends only the requests that had
             not finished. Needs the ``dbos`` extra and a workflow:
@@ -584,6 +618,14 @@ async def summarize(
         )
     if on_failure not in ("raise", "skip"):
         raise ConfigurationError(f"on_failure must be 'raise' or 'skip', got {on_failure!r}")
+    window = context_window if context_window is not None else _window_of(model)
+    if window is not None and (chunk_tokens is None or fan_in is None):
+        max_tokens = (settings or DEFAULT_SETTINGS).max_tokens or DEFAULT_SETTINGS.max_tokens or 600
+        planned_chunk, planned_fan_in = plan_chunks(window, max_tokens)
+        chunk_tokens = planned_chunk if chunk_tokens is None else chunk_tokens
+        fan_in = planned_fan_in if fan_in is None else fan_in
+    chunk_tokens = _DEFAULT_CHUNK_TOKENS if chunk_tokens is None else chunk_tokens
+    fan_in = _DEFAULT_FAN_IN if fan_in is None else fan_in
     if chunk_tokens < 100:
         raise ConfigurationError(f"chunk_tokens must be at least 100, got {chunk_tokens}")
     if fan_in < 2:
@@ -633,6 +675,11 @@ async def summarize(
         result.usage.requests = result.requests
         bar.close()
     return result
+
+
+def _window_of(model: Model) -> int | None:
+    window = getattr(model, "context_window", None)
+    return window if isinstance(window, int) and not isinstance(window, bool) else None
 
 
 def summarize_sync(source: Source, model: Model, **options: Any) -> SummaryResult:

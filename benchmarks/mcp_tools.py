@@ -10,7 +10,7 @@ time to connect to a server and list its tools (in-process and over stdio).
 
 Run by hand (needs ``pip install -e ".[mcp]"``)::
 
-    python benchmarks/mcp.py
+    python benchmarks/mcp_tools.py
 """
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-# This file is named like the SDK's package: run as a script, its folder comes first on
-# sys.path and would shadow ``mcp``. Drop the folder before importing it.
+# Run as a script, this file's folder comes first on sys.path: keep any module there from
+# shadowing the SDK's packages.
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 from mcp.server import Server  # noqa: E402
