@@ -11,9 +11,9 @@ One run, in order (``Agent.iter`` below is the whole of it):
      ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``; with a token
      budget, each request's ``max_tokens`` is also capped by what is left);
    - ask the model (``model.request``, or ``model.stream`` when streaming);
-   - tool calls: record the assistant turn, run the calls (at most ``max_tool_calls_per_step``;
-     the others are answered with an error), append one result per call in call order, go
-     round again;
+   - tool calls: record the assistant turn, run the calls (at most ``max_tool_calls_per_step``:
+     the others are left out of the turn, and a note after the results tells the model), append
+     one result per call in call order, go round again;
    - no tool calls: the text is the final answer (parsed into ``output_type`` if one is set; a bad
      answer goes back to the model within ``retries``), and the run ends.
 
@@ -330,7 +330,8 @@ class Agent(Generic[OutputT]):
             or ``"raise"`` (:class:`~agentkit.errors.RepeatedToolCallsError`) once the model
             has gone over ``max_repeats``.
         max_tool_calls_per_step: the most calls of one model reply that run; the others are
-            answered with an error saying they did not run and why.
+            left out of the recorded turn, and a note after the results tells the model how
+            many did not run and why.
         max_tools_per_request: offer the model only this many tools per request, those that best
             fit the conversation (``None``: all; see ``docs/mcp.md``).
     """
@@ -766,12 +767,14 @@ class Agent(Generic[OutputT]):
         calls = _unanswered_calls(messages)
         last: ModelResponse | None = None  # the response whose calls are being answered
         final_request = False
+        dropped_note = ""  # says which calls of the last reply were past the per-step cap
         try:
             while True:
                 # 1. Answer every call of the last assistant turn, results in call order.
                 if calls:
-                    # Calls past max_tool_calls_per_step are answered at once with why they did
-                    # not run; the others run in groups.
+                    # Calls past max_tool_calls_per_step (only in a history passed in: a new
+                    # reply is cut to the cap when recorded) are answered at once with why they
+                    # did not run; the others run in groups.
                     results = self._beyond_cap(run, calls)
                     cap = self.max_tool_calls_per_step
                     try:
@@ -793,6 +796,9 @@ class Agent(Generic[OutputT]):
                         raise
                     self._record(run, calls, results)
                     calls = []
+                    if dropped_note:
+                        messages.append(_message("user", dropped_note))
+                        dropped_note = ""
                     if run.exhausted is not None:
                         name, why = run.exhausted
                         raise ToolRetriesExceeded(why, tool_name=name)
@@ -863,6 +869,9 @@ class Agent(Generic[OutputT]):
                             "the model still called tools when asked for a final answer"
                         )
                     calls = self._unique(run, response.tool_calls)
+                    # A reply with more calls than run per step keeps only those that run: a
+                    # turn of thousands of calls would not fit in the next request.
+                    calls, dropped_note = self._cap_calls(run, calls)
                     messages.append(_message("assistant", response.text or "", tool_calls=calls))
                     if stored is not None:  # kept before the calls run: a crash resumes them
                         await stored.save(messages)
@@ -1026,6 +1035,27 @@ class Agent(Generic[OutputT]):
                 )
             run.seen_ids.add(call.id)
         return out
+
+    def _cap_calls(self, run: _Run, calls: list[ToolCall]) -> tuple[list[ToolCall], str]:
+        """The calls of a new reply that run (at most ``max_tool_calls_per_step``), and the note
+        that tells the model about the others (empty when none was left out)."""
+        cap = self.max_tool_calls_per_step
+        if len(calls) <= cap:
+            return calls, ""
+        _log.warning(
+            "run %s: the model made %d tool calls in one reply; only the first %d run "
+            "(max_tool_calls_per_step), the other %d are left out of the transcript",
+            run.run_id, len(calls), cap, len(calls) - cap,
+        )  # fmt: skip
+        names = ", ".join(sorted({call.name for call in calls[cap:]}))
+        if len(names) > 200:
+            names = names[:200] + "..."
+        note = (
+            f"Your last reply made {len(calls)} tool calls; only the first {cap} ran (at most "
+            f"{cap} run per reply). The other {len(calls) - cap} did not run (calls to: "
+            f"{names}). Call again, in later replies, the ones you still need."
+        )
+        return calls[:cap], note
 
     def _beyond_cap(self, run: _Run, calls: list[ToolCall]) -> list[ToolResult | None]:
         """One slot per call: ``None`` for calls to run, an error result for the calls past

@@ -41,6 +41,18 @@ def exception_texts(exc: BaseException) -> list[str]:
     detail = getattr(exc, "detail", None)
     if isinstance(detail, str):
         texts.append(detail)
+    # What an error tracker may read off the chain: the request a low-level error carries.
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        request = getattr(current, "_request", None)
+        if request is not None:
+            texts.append(str(list(request.headers.raw)))
+        pending += [current.__cause__, current.__context__]
     return texts
 
 

@@ -7,6 +7,7 @@ Each one ends as something the model can read, or as a typed error that carries 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any
@@ -185,10 +186,47 @@ async def test_a_deeply_nested_final_answer_is_an_output_error_within_the_retry_
     assert result.output == City(name="Paris")
 
 
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_an_answer_too_long_to_send_back_whole_is_cut_on_the_wire_and_the_run_goes_on(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI], stream: bool
+) -> None:
+    # The model's own words, longer than Workers AI accepts in one message, go back cut (the
+    # server checks each body against the schema); the transcript keeps them whole.
+    wire.add(Reply.answer(DEEP), Reply.answer('{"name": "Paris"}'))
+    async with workers_ai(wire) as model:
+        result = await run_agent(Agent(model, output_type=City), stream)
+    assert result.output == City(name="Paris")
+    assert next(m.content for m in result.messages if m.role == "assistant") == DEEP
+    sent = next(m for m in wire.requests[1].messages if m["role"] == "assistant")
+    assert len(sent["content"]) <= 131_072
+    assert sent["content"].endswith(f"of {len(DEEP):,} characters]")
+
+
+async def test_calls_with_arguments_too_long_to_send_back_whole_do_not_end_the_run(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    huge = json.dumps({"key": "k" * 300_000})
+    wire.add(Reply.calls(wire_call(huge)), Reply.calls(("lookup", {"key": "a"})))
+    wire.handler = answer_from_results
+    async with workers_ai(wire) as model:
+        result = await Agent(model, [lookup]).run(PROMPT)
+    assert result.output == "found A"
+    assert runs == ["k" * 300_000, "a"]
+
+
+async def test_a_user_message_too_long_to_send_is_refused_before_any_request(
+    wire: WireServer, workers_ai: Callable[..., WorkersAI]
+) -> None:
+    async with workers_ai(wire) as model:
+        with pytest.raises(ConfigurationError, match=r"message 0 \(user\) has 131073 characters"):
+            await Agent(model).run("x" * 131_073)
+    assert wire.requests == []
+
+
 # --- too many calls in one reply ------------------------------------------------------------------
 
 
-async def test_calls_past_the_per_step_cap_are_answered_without_running() -> None:
+async def test_calls_past_the_per_step_cap_do_not_run_and_the_model_is_told() -> None:
     calls = [call("lookup", id=f"c{i}", key=str(i)) for i in range(40)]
     model = ScriptedModel([calls, "done"])
     agent = Agent(model, [lookup], max_tool_calls_per_step=5)
@@ -197,22 +235,54 @@ async def test_calls_past_the_per_step_cap_are_answered_without_running() -> Non
     assert result.output == "done"
     assert sorted(runs, key=int) == ["0", "1", "2", "3", "4"]
     assert result.usage.tool_calls == 5
+    # the recorded turn holds the calls that ran, each answered; a note tells the model the rest
+    turn = result.messages[1]
+    assert [c.id for c in turn.tool_calls] == [f"c{i}" for i in range(5)]
     tool_messages = [m for m in result.messages if m.role == "tool"]
-    assert [m.tool_call_id for m in tool_messages] == [f"c{i}" for i in range(40)]
-    skipped = tool_messages[5:]
-    assert all(m.is_error for m in skipped)
-    assert "made 40 tool calls and only the first 5 run per reply" in skipped[0].content
-    # every call has its pair of events, in call order
+    assert [m.tool_call_id for m in tool_messages] == [f"c{i}" for i in range(5)]
+    note = model.requests[1].last
+    assert note.role == "user"
+    assert "made 40 tool calls; only the first 5 ran" in note.content
+    assert "The other 35 did not run (calls to: lookup)" in note.content
+    # the calls that ran have their pair of events, in call order
     started = [e.call.id for e in events if isinstance(e, ToolCallStarted)]
     finished = [e.call.id for e in events if isinstance(e, ToolCallFinished)]
-    assert started == finished == [f"c{i}" for i in range(40)]
+    assert started == finished == [f"c{i}" for i in range(5)]
 
 
-async def test_a_reply_of_twenty_thousand_calls_runs_the_default_cap_only() -> None:
-    calls = [call("lookup", id=f"c{i}", key=str(i)) for i in range(20_000)]
-    result = await Agent(ScriptedModel([calls, "done"]), [lookup]).run("go")
+@pytest.mark.parametrize("stream", [False, True], ids=["run", "stream"])
+async def test_a_reply_of_twenty_thousand_calls_runs_the_default_cap_and_the_run_goes_on(
+    wire: WireServer,
+    workers_ai: Callable[..., WorkersAI],
+    stream: bool,
+) -> None:
+    # Over the wire: the next request must still be one Workers AI accepts (the server checks
+    # each body against the schema), so the turn cannot carry 20,000 calls and their answers.
+    calls = [("lookup", {"key": str(i)}) for i in range(20_000)]
+    wire.add(Reply.calls(*calls), Reply.answer("done"))
+    async with workers_ai(wire) as model:
+        result = await run_agent(Agent(model, [lookup]), stream)
+    assert result.output == "done"
     assert len(runs) == DEFAULT_MAX_TOOL_CALLS_PER_STEP == 32
-    assert sum(m.role == "tool" for m in result.messages) == 20_000
+    assert sum(m.role == "tool" for m in result.messages) == 32
+    last = wire.requests[-1].body["messages"][-1]
+    assert last["role"] == "user"
+    assert "made 20000 tool calls; only the first 32 ran" in last["content"]
+
+
+async def test_a_history_with_calls_past_the_cap_has_each_one_answered() -> None:
+    # A transcript made elsewhere may end with more unanswered calls than run per step: each
+    # call past the cap is answered with why it did not run, so the transcript stays valid.
+    calls = [call("lookup", id=f"c{i}", key=str(i)) for i in range(8)]
+    history = [Message(role="user", content="go"), Message(role="assistant", tool_calls=calls)]
+    model = ScriptedModel(["done"])
+    result = await Agent(model, [lookup], max_tool_calls_per_step=3).run(message_history=history)
+    assert result.output == "done"
+    assert sorted(runs, key=int) == ["0", "1", "2"]
+    tool_messages = [m for m in result.messages if m.role == "tool"]
+    assert [m.tool_call_id for m in tool_messages] == [f"c{i}" for i in range(8)]
+    assert all(m.is_error for m in tool_messages[3:])
+    assert "made 8 tool calls and only the first 3 run per reply" in tool_messages[3].content
 
 
 def test_the_per_step_cap_must_be_positive() -> None:

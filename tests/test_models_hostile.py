@@ -87,7 +87,13 @@ async def test_deeply_nested_json_is_a_typed_error(wire: WireServer, stream: boo
 
 
 @pytest.mark.parametrize(
-    "body", [{"success": True, "result": None}, {"success": True, "errors": [], "messages": []}]
+    "body",
+    [
+        {"success": True, "result": None},
+        {"success": True, "errors": [], "messages": []},
+        {"success": True, "result": {"choices": []}},
+        {"success": True, "result": {"choices": [{"message": None}]}},
+    ],
 )
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_reply_without_a_result_is_an_error_not_an_empty_answer(

@@ -156,6 +156,7 @@ async def test_replies_without_choices() -> None:
     bodies = [
         {"error": {"message": "model crashed", "code": 500}},
         {"object": "list", "data": []},
+        {"choices": [{"message": None, "finish_reason": "stop"}]},
     ]
 
     def handler(request: httpx.Request) -> httpx.Response:
@@ -167,6 +168,8 @@ async def test_replies_without_choices() -> None:
         await model.request([Message.user("x")], [])
     with pytest.raises(ModelResponseError, match="choices"):
         await model.request([Message.user("x")], [])
+    with pytest.raises(ModelResponseError, match=r"choices\[0\] has no message, so no answer"):
+        await model.request([Message.user("x")], [])  # not an empty answer
     await client.aclose()
 
 

@@ -340,3 +340,19 @@ async def test_a_secret_given_as_a_header_is_redacted_like_the_token() -> None:
                 assert "***" in str(info.value)
                 assert not leaks(chain_texts(info.value), gateway)
         assert server.requests[0].headers["cf-aig-authorization"] == f"Bearer {gateway}"
+
+
+@pytest.mark.parametrize("kind", ["workers-ai", "openai"])
+def test_credentials_in_a_base_url_are_masked_in_reprs_and_errors(kind: str) -> None:
+    def make(url: str) -> WorkersAI | OpenAICompatible:
+        if kind == "openai":
+            return OpenAICompatible("m", base_url=url)
+        return WorkersAI(account_id="acct", api_token=SECRET_TOKEN, base_url=url)
+
+    model = make(f"http://proxy-user:{SECRET_TOKEN}@127.0.0.1:8080/v1")
+    assert "//***@127.0.0.1:8080/v1" in repr(model)
+    assert not leaks([repr(model)])
+    with pytest.raises(ConfigurationError, match="port 99999") as info:
+        make(f"http://{SECRET_TOKEN}@127.0.0.1:99999/v1")
+    assert "//***@127.0.0.1:99999" in str(info.value)
+    assert not leaks(exception_texts(info.value))

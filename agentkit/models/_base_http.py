@@ -54,6 +54,13 @@ def finish_reason(value: Any) -> Any:
     return _FINISH_REASONS.get(value, value) if isinstance(value, str) else value
 
 
+def _cut_reply(content: str) -> str:
+    """``content`` cut to :data:`MAX_CONTENT_CHARS`, with a note saying so."""
+    note = f"\n[cut: the first {{}} of {len(content):,} characters]"
+    keep = MAX_CONTENT_CHARS - len(note.format(f"{MAX_CONTENT_CHARS:,}"))
+    return content[:keep] + note.format(f"{keep:,}")
+
+
 def dumps(value: Any) -> bytes:
     """Compact JSON bytes (one encoder for all: ``json.dumps`` with options builds one per call)."""
     return _encode(value).encode()
@@ -214,6 +221,11 @@ class HTTPModel:
                 refs, parts = kept
         for index in range(len(refs), len(messages)):
             item = self._wire_message(messages[index], messages, index)
+            if len(item["content"]) > MAX_CONTENT_CHARS and item["role"] == "assistant":
+                # The model's own earlier reply (an unusable answer, calls with huge
+                # arguments): sent back cut, so that it cannot end the run; the transcript
+                # keeps it whole.
+                item["content"] = _cut_reply(item["content"])
             if len(item["content"]) > MAX_CONTENT_CHARS:
                 raise ConfigurationError(
                     f"message {index} ({item['role']}) has {len(item['content'])} characters; "

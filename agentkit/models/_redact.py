@@ -6,8 +6,8 @@
   whatever its length. A model's secrets are its token and the values of the headers it was given
   whose names say they carry one (:func:`header_secrets`: an AI Gateway token, say).
 - :func:`scrub_chain` redacts the texts of an exception and of its ``__cause__`` /
-  ``__context__`` chain, so a low-level error kept as the cause of an agentkit error shows no
-  token either.
+  ``__context__`` chain, and the headers of the request an httpx error carries, so a low-level
+  error kept as the cause of an agentkit error holds no token either.
 - :data:`LOG_FILTER` redacts the records of the ``httpx`` / ``httpcore`` loggers (httpcore's
   DEBUG log prints response headers, which a careless server may echo the token into) for every
   token of a model that is alive.
@@ -165,11 +165,31 @@ def scrub_chain(exc: BaseException, secret: Secrets) -> None:
         notes = getattr(current, "__notes__", None)
         if isinstance(notes, list):
             current.__notes__ = [redact(str(note), secret) for note in notes]
+        _scrub_request(current, secret)
         if isinstance(current, BaseExceptionGroup):
             pending.extend(current.exceptions)
         for linked in (current.__cause__, current.__context__):
             if linked is not None:
                 pending.append(linked)
+
+
+def _scrub_request(exc: BaseException, secret: str | tuple[str, ...]) -> None:
+    """Redact the headers of the request an httpx error carries (its ``Authorization``), for
+    whatever reads the chain later (an error tracker, a debugger)."""
+    try:
+        request = getattr(exc, "request", None)
+    except RuntimeError:  # an httpx error whose request was never set
+        return
+    headers = getattr(request, "headers", None)
+    items = getattr(headers, "multi_items", None)
+    if headers is None or items is None:
+        return
+    with contextlib.suppress(Exception):
+        for name, value in list(items()):
+            if isinstance(value, str):
+                cleaned = redact(value, secret)
+                if cleaned != value:
+                    headers[name] = cleaned
 
 
 class SecretLogFilter(logging.Filter):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import threading
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Mapping
@@ -47,6 +48,7 @@ __all__ = [
     "ERROR_BODY_BYTES",
     "Transport",
     "check_base_url",
+    "shown_url",
 ]
 
 logger = logging.getLogger("agentkit.models")
@@ -408,6 +410,14 @@ def _describe_timeout(timeout: httpx.Timeout) -> str:
     return f"read timeout {timeout.read} s, connect timeout {timeout.connect} s"
 
 
+_USERINFO = re.compile(r"//[^/?#@]*@")
+
+
+def shown_url(url: str) -> str:
+    """``url`` fit to show in a repr or an error: credentials in it (``//user:pass@``) masked."""
+    return _USERINFO.sub("//***@", url)
+
+
 def check_base_url(value: object, name: str) -> str:
     """``value`` as an HTTP(S) URL without a trailing slash, or a :class:`ConfigurationError`."""
     if not isinstance(value, str) or not value.strip():
@@ -417,7 +427,7 @@ def check_base_url(value: object, name: str) -> str:
     try:
         url = httpx.URL(text)
     except (httpx.InvalidURL, ValueError, TypeError) as exc:
-        problem = str(exc)
+        problem = shown_url(str(exc))
     else:
         if url.scheme not in ("http", "https"):
             problem = "the scheme must be http or https"
@@ -429,7 +439,7 @@ def check_base_url(value: object, name: str) -> str:
             problem = f"port {url.port} is outside 1..65535"
     if problem:
         raise ConfigurationError(
-            f"{name} is not a usable URL ({problem}): {text!r}. Pass e.g. "
+            f"{name} is not a usable URL ({problem}): {shown_url(text)!r}. Pass e.g. "
             "'https://api.cloudflare.com/client/v4' or 'http://localhost:11434/v1'."
         )
     return text

@@ -19,7 +19,7 @@ from ._ratelimit import RateLimit
 from ._redact import clean_token, snippet
 from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
 from ._sse import DEFAULT_MAX_EVENT_BYTES
-from ._transport import DEFAULT_TIMEOUT, check_base_url
+from ._transport import DEFAULT_TIMEOUT, check_base_url, shown_url
 
 if TYPE_CHECKING:
     from ..tools import Tool
@@ -105,7 +105,7 @@ class OpenAICompatible(HTTPModel):
         return self._base_url
 
     def __repr__(self) -> str:
-        return f"OpenAICompatible(model={self._model!r}, base_url={self._base_url!r})"
+        return f"OpenAICompatible(model={self._model!r}, base_url={shown_url(self._base_url)!r})"
 
     # translation
 
@@ -170,7 +170,10 @@ class OpenAICompatible(HTTPModel):
         choice = choices[0]
         message = choice.get("message")
         if not isinstance(message, dict):
-            message = {}
+            raise ModelResponseError(
+                f"{self._model}: the reply's choices[0] has no message, so no answer; got "
+                f"{snippet(str(data), self._transport.secret, 200)!r}."
+            )
         return (
             message.get("content"),
             message.get("tool_calls"),

@@ -22,7 +22,7 @@ from ._redact import clean_token, snippet
 from ._retry import DEFAULT_BACKOFF_BASE, DEFAULT_BACKOFF_MAX, DEFAULT_MAX_RETRIES
 from ._sse import DEFAULT_MAX_EVENT_BYTES
 from ._textcalls import call_as_text
-from ._transport import DEFAULT_TIMEOUT, check_base_url
+from ._transport import DEFAULT_TIMEOUT, check_base_url, shown_url
 from .openai import OpenAICompatible
 
 if TYPE_CHECKING:
@@ -190,7 +190,7 @@ class WorkersAI(HTTPModel):
         gateway = f", gateway={self._gateway!r}" if self._gateway else ""
         return (
             f"WorkersAI(model={self._model!r}, account_id={self._account_id!r}, "
-            f"base_url={self._base_url!r}{gateway}, api_token={token})"
+            f"base_url={shown_url(self._base_url)!r}{gateway}, api_token={token})"
         )
 
     def _url(self) -> httpx.URL:
@@ -274,13 +274,13 @@ class WorkersAI(HTTPModel):
             )
         if not isinstance(result, dict):
             return result, None, None, None  # a bare value: the answer itself
-        choices = result.get("choices")
-        if isinstance(choices, list) and choices and isinstance(choices[0], dict):
+        if "choices" in result:
             # Newer models answer with an OpenAI chat.completion object inside "result".
-            choice = choices[0]
-            message = choice.get("message")
-            if not isinstance(message, dict):
-                message = {}
+            choices = result["choices"]
+            choice = choices[0] if isinstance(choices, list) and choices else None
+            message = choice.get("message") if isinstance(choice, dict) else None
+            if not isinstance(choice, dict) or not isinstance(message, dict):
+                raise self._no_answer(data, "choices[0] with a message")
             return (
                 message.get("content"),
                 message.get("tool_calls"),
@@ -292,6 +292,14 @@ class WorkersAI(HTTPModel):
             result.get("tool_calls"),
             result.get("usage"),
             result.get("finish_reason"),
+        )
+
+    def _no_answer(self, data: Any, expected: str) -> ModelResponseError:
+        """The error for an OpenAI-shaped ``result`` that holds no answer at all."""
+        return ModelResponseError(
+            f"{self._model}: the reply's result holds no {expected}, so no answer; Workers AI "
+            'answers {"success": true, "result": {"response": ...}}. The server sent: '
+            f"{snippet(json.dumps(data, ensure_ascii=False), self._transport.secret, 200)!r}"
         )
 
     # prompt mode
