@@ -36,6 +36,7 @@ from .errors import (
     RequestTooLargeError,
     RunError,
     ServerError,
+    SessionBusyError,
     StreamTruncatedError,
     ToolApprovalDenied,
     ToolArgumentsError,
@@ -59,6 +60,7 @@ from .messages import (
     Usage,
 )
 from .models import Model
+from .sessions import MemorySession, Session, SQLiteSession
 from .settings import ModelSettings
 from .tools import Tool, ToolContext, to_content, tool
 
@@ -78,6 +80,7 @@ __all__ = [
     "HookError",
     "Hooks",
     "MaxStepsExceeded",
+    "MemorySession",
     "Message",
     "MissingCredentialsError",
     "Model",
@@ -103,7 +106,10 @@ __all__ = [
     "RunFinished",
     "RunInfo",
     "RunResult",
+    "SQLiteSession",
     "ServerError",
+    "Session",
+    "SessionBusyError",
     "StepFinished",
     "StreamTruncatedError",
     "TextDelta",

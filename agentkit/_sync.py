@@ -14,10 +14,10 @@ import asyncio
 import concurrent.futures
 import contextlib
 import threading
-from collections.abc import Coroutine
+from collections.abc import AsyncIterator, Coroutine, Iterator
 from typing import Any, TypeVar
 
-__all__ = ["run_sync"]
+__all__ = ["iterate_sync", "run_sync"]
 
 T = TypeVar("T")
 
@@ -67,3 +67,34 @@ def run_sync(coro: Coroutine[Any, Any, T]) -> T:
             with contextlib.suppress(concurrent.futures.CancelledError, Exception):
                 future.result(timeout=5)
         raise
+
+
+def iterate_sync(events: AsyncIterator[T]) -> Iterator[T]:
+    """Iterate an async iterator from synchronous code, one item per step of agentkit's loop.
+
+    Leaving early (``break``, an exception in the caller, the generator being dropped) closes
+    the async iterator on that loop, so its cleanup runs before control comes back.
+    """
+
+    async def step() -> tuple[bool, T | None]:
+        try:
+            return True, await events.__anext__()
+        except StopAsyncIteration:
+            return False, None
+
+    running = True  # False once the async iterator has ended, or raised through step()
+    try:
+        while True:
+            try:
+                more, item = run_sync(step())
+            except BaseException:
+                running = False
+                raise
+            if not more:
+                running = False
+                return
+            yield item  # type: ignore[misc]
+    finally:
+        aclose = getattr(events, "aclose", None)
+        if running and aclose is not None:
+            run_sync(aclose())

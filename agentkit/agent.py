@@ -3,8 +3,9 @@
 One run, in order (``Agent.iter`` below is the whole of it):
 
 1. Build the transcript: the system prompt (unless the history already starts with one), the
-   ``message_history``, then the new prompt. If the history ends with tool calls that have no
-   result (a run that failed or was cancelled mid-step), those calls run first.
+   ``message_history`` (or what a ``session`` stored: it then saves each step), then the new
+   prompt. If the history ends with tool calls that have no result (a run that failed or was
+   cancelled mid-step), those calls run first. Per-run options are resolved once (``_Options``).
 2. Loop, bounded by ``max_steps`` model requests:
    - stop if the budget is spent (``MaxStepsExceeded``, or one last request without tools when
      ``on_max_steps="final_answer"``) or the tokens are (``UsageLimitExceeded``; with a token
@@ -31,9 +32,18 @@ import logging
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import (
+    AsyncGenerator,
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from contextlib import aclosing
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, get_origin
+from typing import TYPE_CHECKING, Any, Generic, Literal, get_origin, overload
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from typing_extensions import TypeVar
@@ -43,7 +53,7 @@ from ._json import loads as json_loads
 from ._repeats import RepeatGuard
 from ._scope import RunScope, session_affinity_key
 from ._selection import ToolSelector
-from ._sync import run_sync
+from ._sync import iterate_sync, run_sync
 from .errors import (
     ConfigurationError,
     MaxStepsExceeded,
@@ -68,6 +78,7 @@ from .messages import (
     Usage,
 )
 from .models.base import Model
+from .sessions import Session, SessionRun
 from .settings import ModelSettings
 from .tools import Tool, ToolContext
 
@@ -88,6 +99,7 @@ __all__ = [
 ]
 
 OutputT = TypeVar("OutputT", default=str)
+RunOutputT = TypeVar("RunOutputT")
 
 _log = logging.getLogger("agentkit.agent")
 _DEBUG = logging.DEBUG
@@ -179,6 +191,18 @@ class RunFinished(Generic[OutputT]):
 AgentEvent = TextDelta | ToolCallStarted | ToolCallFinished | StepFinished | RunFinished[Any]
 
 
+@dataclass(frozen=True, slots=True)
+class _Options:
+    """What one run goes by: the agent's settings with that run's overrides, resolved once."""
+
+    max_steps: int
+    settings: ModelSettings | None
+    max_total_tokens: int | None
+    output: TypeAdapter[Any] | None
+    system: str  # the system prompt a new conversation starts with (recorded)
+    extra: str  # the run's own instructions: sent with each of its requests, not recorded
+
+
 class _Run:
     """The state of one run: the transcript and the counters. Nothing here is copied per step."""
 
@@ -189,9 +213,11 @@ class _Run:
         "exhausted",
         "failures",
         "hooks",
+        "instructed",
         "last_tokens",
         "messages",
         "offered",
+        "opts",
         "output_failures",
         "prompt_tokens",
         "repeats",
@@ -201,6 +227,7 @@ class _Run:
         "seen_ids",
         "start",
         "steps",
+        "stored",
         "tool_calls",
         "total_tokens",
     )
@@ -209,13 +236,17 @@ class _Run:
         self,
         messages: list[Message],
         deps: Any,
+        opts: _Options,
+        run_id: str,
+        stored: SessionRun | None = None,
         max_repeats: int | None = None,
-        run_id: str | None = None,
     ) -> None:
-        # An identifier, not a secret; durable runs pass their own (the workflow id).
-        self.run_id = run_id or f"{random.getrandbits(64):016x}"
+        self.run_id = run_id
         self.messages = messages
         self.deps = deps
+        self.opts = opts
+        self.stored = stored  # the session this run loads from and saves to, if any
+        self.instructed: tuple[Message | None, Message] | None = None  # see sent()
         self.start = len(messages)
         self.steps = 0
         self.requests = self.prompt_tokens = self.completion_tokens = self.total_tokens = 0
@@ -229,7 +260,9 @@ class _Run:
         self.repeats = RepeatGuard(max_repeats) if max_repeats is not None else None
         self.seen_ids = {call.id for m in messages for call in m.tool_calls}
         # What the model backend may know of this run (affinity key, wire encodings, used ids).
-        self.scope = RunScope(session_affinity_key() or self.run_id, self.seen_ids)
+        # A session's runs share one key: one prompt cache for the whole conversation.
+        key = session_affinity_key() or (stored.affinity_key if stored else None) or run_id
+        self.scope = RunScope(key, self.seen_ids)
         self.hooks: RunHooks | None = None
 
     def add(self, usage: Usage) -> None:
@@ -247,6 +280,21 @@ class _Run:
             tool_calls=self.tool_calls,
             cached_tokens=self.cached_tokens,
         )
+
+    def sent(self) -> list[Message]:
+        """What the model is sent: the transcript as the session trims it, with the run's own
+        instructions added to the system message."""
+        messages = self.messages
+        if self.stored is not None:
+            messages = self.stored.session.trim(messages)
+        if self.opts.extra:
+            first = messages[0] if messages and messages[0].role == "system" else None
+            if self.instructed is None or self.instructed[0] is not first:
+                # Built once per run: the same message object in every request of the run.
+                text = self.opts.extra if first is None else _join(first.content, self.opts.extra)
+                self.instructed = (first, _message("system", text))
+            messages = [self.instructed[1], *(messages if first is None else messages[1:])]
+        return messages
 
 
 # --- the agent -------------------------------------------------------------------------------
@@ -407,12 +455,9 @@ class Agent(Generic[OutputT]):
         instructions = system_prompt or ""
         if output_type is not str:
             self._output = TypeAdapter(output_type)
-            schema = json.dumps(self._output.json_schema(), separators=(",", ":"))
-            instructions = (
-                (f"{instructions}\n\n" if instructions else "")
-                + f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
-            )
+            instructions = _join(instructions, _schema_instructions(self._output))
         self._instructions = instructions
+        self._adapters: dict[Any, TypeAdapter[Any]] = {}  # per-run output types, built once
 
     def __repr__(self) -> str:
         tools = ", ".join(self._tools)
@@ -420,27 +465,101 @@ class Agent(Generic[OutputT]):
 
     # --- entry points -------------------------------------------------------------------------
 
+    @overload
     async def run(
         self,
         prompt: str | Message | Sequence[Message] | None = None,
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
-    ) -> RunResult[OutputT]:
+        max_total_tokens: int | None = None,
+        output_type: None = None,
+        instructions: str | None = None,
+    ) -> RunResult[OutputT]: ...
+
+    @overload
+    async def run(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[RunOutputT],
+        instructions: str | None = None,
+    ) -> RunResult[RunOutputT]: ...
+
+    async def run(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> RunResult[Any]:
         """Run until the model gives a final answer, and return it with the transcript.
 
         ``message_history`` continues an earlier conversation (``result.messages``, or a failed
-        run's ``error.messages``). ``deps`` reaches tools through their ``ToolContext``.
+        run's ``error.messages``); ``session`` loads it from a store instead and saves the run
+        there after every step (see :mod:`agentkit.sessions`). ``deps`` reaches tools through
+        their ``ToolContext``. ``settings`` (merged over the agent's), ``max_steps``,
+        ``max_total_tokens``, ``output_type`` and ``instructions`` (added to the system prompt)
+        apply to this run only; the agent itself is not changed.
         """
-        result: RunResult[OutputT] | None = None
-        async for event in self.iter(
-            prompt, message_history=message_history, deps=deps, max_steps=max_steps
-        ):
-            if isinstance(event, RunFinished):
-                result = event.result
-        assert result is not None  # iter() always ends with RunFinished or raises
-        return result
+        return await _final(
+            self.iter(
+                prompt,
+                message_history=message_history,
+                deps=deps,
+                session=session,
+                settings=settings,
+                max_steps=max_steps,
+                max_total_tokens=max_total_tokens,
+                output_type=output_type,
+                instructions=instructions,
+            )
+        )
+
+    @overload
+    def run_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: None = None,
+        instructions: str | None = None,
+    ) -> RunResult[OutputT]: ...
+
+    @overload
+    def run_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[RunOutputT],
+        instructions: str | None = None,
+    ) -> RunResult[RunOutputT]: ...
 
     def run_sync(
         self,
@@ -448,11 +567,28 @@ class Agent(Generic[OutputT]):
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
-    ) -> RunResult[OutputT]:
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> RunResult[Any]:
         """:meth:`run` for synchronous code; also works inside a running event loop."""
         return run_sync(
-            self.run(prompt, message_history=message_history, deps=deps, max_steps=max_steps)
+            _final(
+                self.iter(
+                    prompt,
+                    message_history=message_history,
+                    deps=deps,
+                    session=session,
+                    settings=settings,
+                    max_steps=max_steps,
+                    max_total_tokens=max_total_tokens,
+                    output_type=output_type,
+                    instructions=instructions,
+                )
+            )
         )
 
     def stream(
@@ -461,16 +597,62 @@ class Agent(Generic[OutputT]):
         *,
         message_history: Sequence[Message] | None = None,
         deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
         max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events, text streamed as it arrives.
+        """The run as events, text streamed as it arrives (the options of :meth:`run`).
 
         Yields ``TextDelta``, ``ToolCallStarted``, ``ToolCallFinished``, ``StepFinished``, and
         last ``RunFinished(result)``. Text a step writes before its tool calls is shown but is
         not the answer: only a step without tool calls ends the run.
         """
         return self.iter(
-            prompt, message_history=message_history, deps=deps, max_steps=max_steps, stream=True
+            prompt,
+            message_history=message_history,
+            deps=deps,
+            session=session,
+            settings=settings,
+            max_steps=max_steps,
+            max_total_tokens=max_total_tokens,
+            output_type=output_type,
+            instructions=instructions,
+            stream=True,
+        )
+
+    def stream_sync(
+        self,
+        prompt: str | Message | Sequence[Message] | None = None,
+        *,
+        message_history: Sequence[Message] | None = None,
+        deps: Any = None,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_steps: int | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
+    ) -> Iterator[AgentEvent]:
+        """:meth:`stream` for synchronous code: ``for event in agent.stream_sync(...)``.
+
+        Works in scripts and inside a running event loop. Leaving the loop early (``break``,
+        an exception) closes the run as cancelling it would: the transcript is kept valid.
+        """
+        return iterate_sync(
+            self.stream(
+                prompt,
+                message_history=message_history,
+                deps=deps,
+                session=session,
+                settings=settings,
+                max_steps=max_steps,
+                max_total_tokens=max_total_tokens,
+                output_type=output_type,
+                instructions=instructions,
+            )
         )
 
     def as_tool(self, name: str | None = None, description: str | None = None) -> Tool:
@@ -514,6 +696,49 @@ class Agent(Generic[OutputT]):
             or (f"Ask the {self.name} agent." if self.name else "Ask a specialist agent."),
         )
 
+    def _options(
+        self,
+        settings: ModelSettings | Mapping[str, Any] | None,
+        max_steps: int | None,
+        max_total_tokens: int | None,
+        output_type: type[Any] | None,
+        instructions: str | None,
+    ) -> _Options:
+        """The agent's options with one run's overrides (the agent itself is not changed)."""
+        if max_steps is not None and max_steps < 1:
+            raise ConfigurationError(f"max_steps must be at least 1, got {max_steps}")
+        if max_total_tokens is not None and max_total_tokens < 1:
+            raise ConfigurationError(f"max_total_tokens must be positive, got {max_total_tokens}")
+        settings = _model_settings(settings)  # a dict is validated into ModelSettings
+        if instructions is not None and not isinstance(instructions, str):
+            raise ConfigurationError(
+                f"instructions must be a string, got {type(instructions).__name__}"
+            )
+        output, system, extra = self._output, self._instructions, instructions or ""
+        if output_type is not None and output_type is not self.output_type:
+            # Another output type for this run: its schema goes with this run's requests, and a
+            # new conversation starts from the system prompt without the agent's own schema.
+            output = None if output_type is str else self._adapter(output_type)
+            system = self.system_prompt or ""
+            if output is not None:
+                extra = _join(extra, _schema_instructions(output))
+        if settings is not None and self.settings is not None:
+            settings = self.settings.merge(settings)
+        return _Options(
+            self.max_steps if max_steps is None else max_steps,
+            self.settings if settings is None else settings,
+            self.max_total_tokens if max_total_tokens is None else max_total_tokens,
+            output,
+            system,
+            extra,
+        )
+
+    def _adapter(self, output_type: type[Any]) -> TypeAdapter[Any]:
+        adapter = self._adapters.get(output_type)
+        if adapter is None:
+            adapter = self._adapters[output_type] = TypeAdapter(output_type)
+        return adapter
+
     # --- the loop ---------------------------------------------------------------------------
 
     async def iter(
@@ -524,27 +749,47 @@ class Agent(Generic[OutputT]):
         deps: Any = None,
         max_steps: int | None = None,
         stream: bool = False,
+        session: Session | None = None,
+        settings: ModelSettings | Mapping[str, Any] | None = None,
+        max_total_tokens: int | None = None,
+        output_type: type[Any] | None = None,
+        instructions: str | None = None,
         run_id: str | None = None,
     ) -> AsyncIterator[AgentEvent]:
-        """The run as events. ``stream=False`` uses ``model.request`` and yields no text deltas.
+        """The run as events (the options of :meth:`run`). ``stream=False`` uses
+        ``model.request`` and yields no text deltas.
 
         ``run_id`` names the run (in logs, ``ToolContext.run_id`` and the result); a random one
         is made when it is not given.
         """
-        limit = self.max_steps if max_steps is None else max_steps
-        if limit < 1:
-            raise ConfigurationError(f"max_steps must be at least 1, got {limit}")
-        messages = list(message_history or ())
-        if self._instructions and (not messages or messages[0].role != "system"):
-            messages.insert(0, _message("system", self._instructions))
+        opts = self._options(settings, max_steps, max_total_tokens, output_type, instructions)
+        limit = opts.max_steps
+        # An identifier, not a secret; durable runs pass their own (the workflow id).
+        run_id = run_id or f"{random.getrandbits(64):016x}"
         new_input = _as_messages(prompt)
-        if not new_input and not messages:
-            raise ConfigurationError("nothing to run: pass a prompt or a message_history")
         if self.deps_type is not None:
             self._check_deps(deps)
-        run = _Run(messages, deps, self.max_repeats, run_id)
+        stored: SessionRun | None = None
+        if session is not None:  # the history comes from the session, locked for this run
+            stored, message_history = await SessionRun.open(
+                session, run_id, message_history, resuming=not new_input
+            )
+        messages = list(message_history or ())
+        if opts.system and (not messages or messages[0].role != "system"):
+            messages.insert(0, _message("system", opts.system))
+        if not new_input and not message_history:  # a system prompt alone is not a request
+            raise ConfigurationError(
+                "nothing to run: pass a prompt or a message_history (or a session that holds one)"
+            )
+        if stored is not None:
+            stored.saved = len(messages)  # stored already, or the agent's own system prompt
+        run = _Run(messages, deps, opts, run_id, stored, self.max_repeats)
         hooks = run.hooks = self._observers.for_run(
-            run, self, stream=stream, settings=self.settings
+            run,
+            self,
+            stream=stream,
+            settings=opts.settings,
+            conversation_id=None if session is None else session.session_id,
         )
         # A history that ends with unanswered tool calls is resumed: those calls run first.
         calls = _unanswered_calls(messages)
@@ -612,7 +857,9 @@ class Agent(Generic[OutputT]):
                         )
                     final_request = True
                     messages.append(_message("user", _FINAL_ANSWER_PROMPT))
-                settings = self._request_settings(run, self.settings, self.max_total_tokens)
+                settings = self._request_settings(run, opts.settings, opts.max_total_tokens)
+                if stored is not None:  # the prompt and the results so far, kept before asking
+                    await stored.save(messages)
 
                 # 3. Ask the model (without tools for the one last answer after max_steps).
                 tools: tuple[Tool, ...] = ()
@@ -620,14 +867,16 @@ class Agent(Generic[OutputT]):
                     tools = run.offered = self._selector.select(messages, run.offered)
                 started = time.perf_counter()
                 if hooks is not None:
-                    await hooks.model_start(messages, settings)
+                    await hooks.model_start(run.sent(), settings)
                 if stream:
                     response = None
-                    async for event in self._stream_step(tools, run, settings):
-                        if isinstance(event, ModelResponse):
-                            response = event
-                        else:
-                            yield event
+                    # Closed at once if the caller stops iterating, not when collected.
+                    async with aclosing(self._stream_step(tools, run, settings)) as step_events:
+                        async for event in step_events:
+                            if isinstance(event, ModelResponse):
+                                response = event
+                            else:
+                                yield event
                     assert response is not None
                 else:
                     with run.scope:  # what the backend may know of this run (see _scope)
@@ -658,6 +907,8 @@ class Agent(Generic[OutputT]):
                     # turn of thousands of calls would not fit in the next request.
                     calls, dropped_note = self._cap_calls(run, calls)
                     messages.append(_message("assistant", response.text or "", tool_calls=calls))
+                    if stored is not None:  # kept before the calls run: a crash resumes them
+                        await stored.save(messages)
                     last = response
                     continue
 
@@ -670,11 +921,11 @@ class Agent(Generic[OutputT]):
                         "it is kept as it is; raise ModelSettings(max_tokens=...) for longer answers",
                         run.run_id,
                     )
-                if self._output is None:
+                if opts.output is None:
                     output: Any = text
                 else:
                     try:
-                        output = self._output.validate_python(_parse_json(text))
+                        output = opts.output.validate_python(_parse_json(text))
                     except ValueError as exc:  # ValidationError is a ValueError
                         problem = _describe_output_error(exc)
                         run.output_failures += 1
@@ -694,6 +945,8 @@ class Agent(Generic[OutputT]):
                         )
                         yield StepFinished(run.steps, response.usage)
                         continue
+                if stored is not None:  # the answer
+                    await stored.save(messages)
                 yield StepFinished(run.steps, response.usage)
                 result: RunResult[OutputT] = RunResult(
                     output=output,
@@ -718,10 +971,13 @@ class Agent(Generic[OutputT]):
             if hooks is not None:
                 await hooks.run_failed(exc)
             raise
+        finally:
+            if stored is not None:  # what the failed step produced is kept too
+                await stored.close(messages)
 
     async def _stream_step(
         self, tools: Sequence[Tool], run: _Run, settings: ModelSettings | None
-    ) -> AsyncIterator[TextDelta | ModelResponse]:
+    ) -> AsyncGenerator[TextDelta | ModelResponse, None]:
         """One streamed request: text deltas as they come, then the whole response.
 
         Text that starts like a tool call written as text (``{``, ``[``, ``<``, a fence) is held
@@ -730,7 +986,7 @@ class Agent(Generic[OutputT]):
         held: list[str] = []
         mode = 0  # 0: undecided, 1: passing text through, 2: holding it back
         response: ModelResponse | None = None
-        events = self.model.stream(run.messages, tools, settings)
+        events = self.model.stream(run.sent(), tools, settings)
         try:
             while True:
                 with run.scope:  # only while the model works, never across our yields
@@ -768,7 +1024,7 @@ class Agent(Generic[OutputT]):
     ) -> ModelResponse:
         """One model request. Durable execution overrides this (and :meth:`_stream_step`,
         :meth:`_run_tool`) to record each one as a step."""
-        return await self.model.request(run.messages, tools, settings)
+        return await self.model.request(run.sent(), tools, settings)
 
     def _request_settings(
         self, run: _Run, settings: ModelSettings | None, budget: int | None
@@ -1065,6 +1321,25 @@ def _message(
         name=name,
         is_error=is_error,
     )
+
+
+async def _final(events: AsyncIterator[AgentEvent]) -> RunResult[Any]:
+    """The result a run's events end with."""
+    result: RunResult[Any] | None = None
+    async for event in events:
+        if isinstance(event, RunFinished):
+            result = event.result
+    assert result is not None  # iter() always ends with RunFinished or raises
+    return result
+
+
+def _join(first: str, second: str) -> str:
+    return f"{first}\n\n{second}" if first and second else first or second
+
+
+def _schema_instructions(output: TypeAdapter[Any]) -> str:
+    schema = json.dumps(output.json_schema(), separators=(",", ":"))
+    return f"Give your final answer as one JSON value matching this JSON schema, with no other text:\n{schema}"
 
 
 def _model_settings(settings: Any) -> ModelSettings | None:

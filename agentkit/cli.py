@@ -1,4 +1,4 @@
-"""The ``agentkit`` command: ``demo``, ``run``, ``chat`` (and ``batch``).
+"""The ``agentkit`` command: ``demo``, ``run``, ``chat``, ``complete`` (and ``batch``).
 
 Each command is one small ``_add_<name>(subparsers)`` function that declares its arguments and
 sets its handler; :data:`COMMANDS` lists them. A handler takes the parsed arguments and returns
@@ -20,7 +20,8 @@ from typing import Any, TextIO
 from ._scope import session_affinity
 from .agent import Agent, RunFinished, RunResult, ToolCallFinished, ToolCallStarted
 from .errors import AgentKitError, ConfigurationError
-from .messages import Message, TextDelta, ToolCall, Usage
+from .messages import Message, ResponseDone, TextDelta, ToolCall, Usage
+from .sessions import SQLiteSession, affinity_key
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -69,18 +70,20 @@ def _approve_on_terminal(call: ToolCall) -> bool:
 
 async def _run_and_print(
     agent: Agent[Any],
-    prompt: str,
+    prompt: str | None,
     history: Sequence[Message] | None,
     *,
     stream: bool,
     show_tools: bool,
     quiet: bool,
     out: TextIO,
+    session: SQLiteSession | None = None,
 ) -> RunResult[Any]:
     """One run; prints text as it streams and, with ``show_tools``, each call and result."""
     result: RunResult[Any] | None = None
     streamed = False
-    async for event in agent.iter(prompt, message_history=history, stream=stream):
+    events = agent.iter(prompt, message_history=history, session=session, stream=stream)
+    async for event in events:
         if isinstance(event, TextDelta):
             if not quiet:
                 out.write(event.text)
@@ -126,6 +129,22 @@ def _read_prompt(prompt: str | None) -> str:
     if not text:
         raise ConfigurationError("no prompt: the text piped on stdin was empty")
     return text
+
+
+def _add_session_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--session", metavar="NAME", help="keep the conversation in this session (every step saved)"
+    )
+    parser.add_argument(
+        "--session-db",
+        metavar="PATH",
+        default="agentkit.db",
+        help="the sessions file (agentkit.db)",
+    )
+
+
+def _open_session(args: argparse.Namespace) -> SQLiteSession | None:
+    return None if args.session is None else SQLiteSession(args.session, args.session_db)
 
 
 def _add_display_options(parser: argparse.ArgumentParser) -> None:
@@ -209,6 +228,7 @@ def _add_run(subparsers: _Subparsers) -> None:
     parser.add_argument("prompt", nargs="?", help="the prompt; read from stdin when omitted")
     _add_display_options(parser)
     parser.add_argument("--json", action="store_true", help="print the whole RunResult as JSON")
+    _add_session_options(parser)
     _add_mcp_options(parser)
     parser.set_defaults(handler=_cmd_run)
 
@@ -261,12 +281,20 @@ def _print_unfinished(
 
 def _cmd_run(args: argparse.Namespace) -> int:
     agent = _load(args.target)
-    prompt = _read_prompt(args.prompt)
+    session = _open_session(args)
+    prompt: str | None
+    if session is not None and args.prompt is None:  # no prompt: finish a run that stopped
+        prompt = None if sys.stdin.isatty() else (sys.stdin.read().strip() or None)
+    else:
+        prompt = _read_prompt(args.prompt)
     if args.approve:
         agent.approve, agent.approve_all = _approve_on_terminal, True
     # Filled from the error of an unfinished run: every error leaving a run carries its
     # transcript and usage (Ctrl-C arrives in the run as a cancellation).
-    unfinished: dict[str, Any] = {"messages": [Message.user(prompt)], "usage": None}
+    unfinished: dict[str, Any] = {
+        "messages": [Message.user(prompt)] if prompt else [],
+        "usage": None,
+    }
 
     async def go() -> RunResult[Any]:
         try:
@@ -279,6 +307,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                     show_tools=args.show_tools,
                     quiet=args.json,
                     out=sys.stdout,
+                    session=session,
                 )
         except BaseException as exc:
             unfinished["messages"] = getattr(exc, "messages", None) or unfinished["messages"]
@@ -308,10 +337,12 @@ def _add_chat(subparsers: _Subparsers) -> None:
     parser = subparsers.add_parser(
         "chat",
         help="talk to an agent in a loop that keeps the conversation",
-        description="A REPL around the Agent in FILE.py. Type /exit (or Ctrl-D) to leave.",
+        description="A REPL around the Agent in FILE.py. Type /exit (or Ctrl-D) to leave. "
+        "With --session NAME the conversation is saved after every step and resumed next time.",
     )
     parser.add_argument("target", help="FILE.py:NAME or package.module:NAME (NAME: agent)")
     _add_display_options(parser)
+    _add_session_options(parser)
     parser.set_defaults(handler=_cmd_chat)
 
 
@@ -320,9 +351,16 @@ def _cmd_chat(args: argparse.Namespace) -> int:
     if args.approve:
         agent.approve, agent.approve_all = _approve_on_terminal, True
     interactive = sys.stdin.isatty()
+    session = _open_session(args)
+    if session is not None:
+        kept = len(session.load_sync())
+        print(f"session {args.session!r}: {kept} messages kept", file=sys.stderr)
 
     history: list[Message] | None = None
-    conversation = f"chat-{secrets.token_hex(8)}"
+    # One prompt cache per conversation; a saved one keeps its key from one chat to the next.
+    conversation = (
+        f"chat-{secrets.token_hex(8)}" if session is None else affinity_key(session.session_id)
+    )
     # One event loop for the whole conversation (the model's connections live on it); input()
     # runs between turns, outside the loop.
     with asyncio.Runner() as runner:
@@ -349,15 +387,68 @@ def _cmd_chat(args: argparse.Namespace) -> int:
                                 show_tools=args.show_tools,
                                 quiet=False,
                                 out=sys.stdout,
+                                session=session,
                             )
                         )
                 except AgentKitError as exc:
                     print(f"error: {type(exc).__name__}: {exc}", file=sys.stderr)
-                    history = exc.messages or history  # keep what the failed turn produced
+                    if session is None:  # a session keeps what the failed turn produced itself
+                        history = exc.messages or history
                     continue
-                history = result.messages
+                if session is None:
+                    history = result.messages
         finally:
             runner.run(_close(agent.model))
+
+
+# --- agentkit complete ------------------------------------------------------------------------
+
+
+def _add_complete(subparsers: _Subparsers) -> None:
+    parser = subparsers.add_parser(
+        "complete",
+        help="generate from a bare prompt on Workers AI (prompt mode)",
+        description="Send one prompt to a Workers AI model without the chat format of messages "
+        "(needs CLOUDFLARE_ACCOUNT_ID and CLOUDFLARE_API_TOKEN).",
+    )
+    parser.add_argument("prompt", nargs="?", help="the prompt; read from stdin when omitted")
+    parser.add_argument("--raw", action="store_true", help="send the prompt without chat template")
+    parser.add_argument("--lora", metavar="NAME", help="apply this LoRA adapter")
+    parser.add_argument("--stream", action="store_true", help="print text as it arrives")
+    parser.add_argument(
+        "--model", help="the Workers AI model (default: @cf/meta/llama-3.2-3b-instruct)"
+    )
+    parser.add_argument("--max-tokens", type=int, metavar="N", help="the most tokens to generate")
+    parser.set_defaults(handler=_cmd_complete)
+
+
+def _cmd_complete(args: argparse.Namespace) -> int:
+    from .models import WorkersAI
+    from .settings import ModelSettings
+
+    prompt = _read_prompt(args.prompt)
+    settings = None if args.max_tokens is None else ModelSettings(max_tokens=args.max_tokens)
+    model = WorkersAI(args.model) if args.model else WorkersAI()
+
+    async def go() -> None:
+        async with model:
+            if not args.stream:
+                response = await model.complete(
+                    prompt, raw=args.raw, lora=args.lora, settings=settings
+                )
+                print(response.text or "")
+                return
+            async for event in model.complete_stream(
+                prompt, raw=args.raw, lora=args.lora, settings=settings
+            ):
+                if isinstance(event, TextDelta):
+                    sys.stdout.write(event.text)
+                    sys.stdout.flush()
+                elif isinstance(event, ResponseDone):
+                    sys.stdout.write("\n")
+
+    asyncio.run(go())
+    return 0
 
 
 # --- agentkit batch ----------------------------------------------------------------------------
@@ -605,7 +696,13 @@ def _add_mcp(subparsers: _Subparsers) -> None:
 # --- entry point -----------------------------------------------------------------------------
 
 #: One function per command; each adds its subparser and sets ``handler``.
-COMMANDS: list[Callable[[_Subparsers], None]] = [_add_demo, _add_run, _add_chat, _add_batch]
+COMMANDS: list[Callable[[_Subparsers], None]] = [
+    _add_demo,
+    _add_run,
+    _add_chat,
+    _add_complete,
+    _add_batch,
+]
 COMMANDS.append(_add_mcp)  # agentkit mcp ... (see the MCP block above)
 COMMANDS.append(_add_worker)  # agentkit worker (see the durable jobs block above)
 

@@ -24,11 +24,12 @@ Layout::
     │   ├── ModelConnectionError
     │   ├── ModelResponseError        a reply that cannot be read (invalid JSON, wrong type)
     │   └── StreamTruncatedError      a stream that ended before ``[DONE]``
-    └── RunError                      an agent run stopped before a final answer
-        ├── MaxStepsExceeded
-        ├── UsageLimitExceeded
-        ├── ToolRetriesExceeded
-        └── OutputValidationError
+    ├── RunError                      an agent run stopped before a final answer
+    │   ├── MaxStepsExceeded
+    │   ├── UsageLimitExceeded
+    │   ├── ToolRetriesExceeded
+    │   └── OutputValidationError
+    └── SessionBusyError              another run is using the same session right now
 
 Every error raised out of an agent run carries ``.messages`` (the whole transcript) and
 ``.usage`` (what the run used), whatever its class: a failed run loses nothing.
@@ -64,6 +65,7 @@ __all__ = [
     "RequestTooLargeError",
     "RunError",
     "ServerError",
+    "SessionBusyError",
     "StreamTruncatedError",
     "ToolApprovalDenied",
     "ToolArgumentsError",
@@ -287,6 +289,17 @@ class ToolRetriesExceeded(RunError):
 
 class OutputValidationError(RunError):
     """The final answer could not be parsed into ``output_type`` within the retry budget."""
+
+
+class SessionBusyError(AgentKitError):
+    """Another run holds the session: two runs on one conversation are refused, not interleaved.
+
+    ``holder`` describes who holds it (run id, process id, host), for the message and for logs.
+    """
+
+    def __init__(self, message: str, *, holder: str = "") -> None:
+        super().__init__(message)
+        self.holder = holder
 
 
 #: Errors that no retry and no other input will cure (bad credentials or permissions, no such

@@ -160,6 +160,16 @@ def demo(request: WireRequest) -> Reply:
     return Reply.answer(f"You need about {float(done['calculate']):.0f} g more flour.")
 
 
+def sessions(request: WireRequest) -> Reply:
+    if "which gate" in user_text(request):  # answerable only from the stored first turn
+        earlier = [m["content"] for m in request.messages if m["role"] == "tool"]
+        return Reply.answer("Gate B34." if any("B34" in c for c in earlier) else "No idea.")
+    done = results(request)
+    if "flight_status" not in done:
+        return Reply.calls(("flight_status", {"number": "LX1820"}))
+    return Reply.answer(f"It leaves at 09:40 ({done['flight_status']}).", chunk_chars=6)
+
+
 def no_model(request: WireRequest) -> Reply:
     raise AssertionError("this program makes no model request")
 
@@ -282,6 +292,21 @@ PROGRAMS: dict[str, Program] = {
         ],
         handler=agents_as_tools,
         requests=7,
+    ),
+    "sessions": Program(
+        example("sessions.py"),
+        offline=[
+            "agent> Gate B34.",
+            "[6 messages kept: user, assistant, tool, assistant, user, assistant]",
+        ],
+        online=[
+            "agent> It leaves at 09:40 (Zurich 09:40 -> Lisbon 11:35, gate B34).",
+            "agent> Gate B34.",
+            "[6 messages kept: user, assistant, tool, assistant, user, assistant]",
+        ],
+        handler=sessions,
+        requests=3,
+        streamed=True,
     ),
     "mcp_tools": Program(
         example("mcp_tools.py"),

@@ -329,6 +329,33 @@ async def test_tool_hooks_run_inside_the_tool_span(
     assert seen == ["execute_tool lookup"]
 
 
+async def test_a_session_names_the_conversation(
+    traced: Callable[..., Instrumentation], spans: Spans
+) -> None:
+    from agentkit.sessions import MemorySession
+
+    session = MemorySession("support-42")
+    agent = Agent(ScriptedModel(["one", "two"]), instrument=traced())
+    await agent.run("first", session=session)
+    await agent.run("second", session=session)
+    ids = {attrs(s)["gen_ai.conversation.id"] for s in spans() if not s.name.startswith("exec")}
+    assert ids == {"support-42"}
+    assert len(named(spans(), "invoke_agent")) == 2
+
+
+def test_a_synchronous_stream_is_traced(
+    traced: Callable[..., Instrumentation], spans: Spans
+) -> None:
+    model = ScriptedModel([ToolCall(name="lookup", arguments={"key": "k"}), "the key is K"])
+    agent = Agent(model, [lookup], instrument=traced())
+    events = list(agent.stream_sync("go"))
+    assert events
+    found = spans()
+    root = only(found, "invoke_agent")
+    assert len(found) == 4 and all(is_child(s, root) for s in found if s is not root)
+    assert all(s.status.status_code is StatusCode.UNSET for s in found)
+
+
 # --- over HTTP: retries, failures, servers ---------------------------------------------------
 
 

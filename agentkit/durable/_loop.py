@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 import contextvars
 import threading
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any, cast
 
 from dbos import DBOS, StepReservation
@@ -144,7 +144,7 @@ class DurableLoop(Agent[Any]):
 
         async def request() -> dict[str, Any]:
             try:
-                response = await model.request(run.messages, tools, settings)
+                response = await model.request(run.sent(), tools, settings)
             except AgentKitError as exc:  # after agentkit's retries: recorded, never retried
                 return {"error": error_to_json(exc)}
             return {"response": response_to_json(response)}
@@ -153,7 +153,7 @@ class DurableLoop(Agent[Any]):
 
     async def _stream_step(
         self, tools: Sequence[Tool], run: _Run, settings: ModelSettings | None
-    ) -> AsyncIterator[TextDelta | ModelResponse]:
+    ) -> AsyncGenerator[TextDelta | ModelResponse, None]:
         stream = super()._stream_step
         run_id = run.run_id
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Self
 
 import httpx
@@ -358,12 +359,26 @@ class HTTPModel:
         """
         body, max_tokens = self._messages_body(messages, tools, settings, True)
         headers = self._affinity_headers()
+        events = self._stream_body(body, tools, max_tokens, messages, headers)
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    async def _stream_body(
+        self,
+        body: bytes,
+        tools: Sequence[Tool],
+        max_tokens: int | None,
+        history: Sequence[Message],
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncGenerator[ModelEvent, None]:
+        """Stream the reply to a ready request body (first event retried, as :meth:`stream`)."""
         events: AsyncGenerator[ModelEvent, None] | None = None
         end = self._transport.deadline_end()
 
         async def first_event() -> ModelEvent:
             nonlocal events
-            gen = self._stream_once(body, tools, max_tokens, messages, end, headers)
+            gen = self._stream_once(body, tools, max_tokens, history, end, headers)
             try:
                 event = await gen.__anext__()
             except BaseException:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from contextlib import aclosing
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
 from .._sync import run_sync
 from ..errors import ConfigurationError, MissingCredentialsError, ModelResponseError
-from ..messages import Message, ModelResponse
+from ..messages import Message, ModelEvent, ModelResponse
 from ..settings import ModelSettings
 from ._base_http import MAX_CONTENT_CHARS, HTTPModel
 from ._body import DEFAULT_MAX_RESPONSE_BYTES
@@ -316,17 +317,10 @@ class WorkersAI(HTTPModel):
         ``raw=True`` skips the chat template (you format the prompt yourself); ``lora`` names a
         LoRA adapter to apply.
         """
-        if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_CONTENT_CHARS:
-            length = len(prompt) if isinstance(prompt, str) else type(prompt).__name__
-            raise ConfigurationError(
-                f"prompt must be a string of 1 to {MAX_CONTENT_CHARS} characters, got {length}"
-            )
-        fields: dict[str, Any] = {"prompt": prompt, **self._fields(settings)}
-        if raw:
-            fields["raw"] = True
-        if lora is not None:
-            fields["lora"] = lora
-        return await self._send(self._body(fields, (), False), (), fields.get("max_tokens"))
+        fields = self._prompt_fields(prompt, raw, lora, settings)
+        body = self._body(fields, (), False)
+        headers = self._affinity_headers()
+        return await self._send(body, (), fields.get("max_tokens"), (), headers)
 
     def complete_sync(
         self,
@@ -338,6 +332,41 @@ class WorkersAI(HTTPModel):
     ) -> ModelResponse:
         """:meth:`complete` for synchronous code."""
         return run_sync(self.complete(prompt, raw=raw, lora=lora, settings=settings))
+
+    async def complete_stream(
+        self,
+        prompt: str,
+        *,
+        raw: bool = False,
+        lora: str | None = None,
+        settings: ModelSettings | None = None,
+    ) -> AsyncIterator[ModelEvent]:
+        """:meth:`complete`, streamed: the events of :meth:`stream` (``TextDelta`` as text
+        arrives, then one ``ResponseDone`` with the whole reply and its usage)."""
+        fields = self._prompt_fields(prompt, raw, lora, settings)
+        body = self._body(fields, (), True)
+        headers = self._affinity_headers()
+        events = self._stream_body(body, (), fields.get("max_tokens"), (), headers)
+        async with aclosing(events):
+            async for event in events:
+                yield event
+
+    def _prompt_fields(
+        self, prompt: str, raw: bool, lora: str | None, settings: ModelSettings | None
+    ) -> dict[str, Any]:
+        if not isinstance(prompt, str) or not 1 <= len(prompt) <= MAX_CONTENT_CHARS:
+            length = len(prompt) if isinstance(prompt, str) else type(prompt).__name__
+            raise ConfigurationError(
+                f"prompt must be a string of 1 to {MAX_CONTENT_CHARS} characters, got {length}"
+            )
+        if lora is not None and (not isinstance(lora, str) or not lora):
+            raise ConfigurationError(f"lora must be the name of a LoRA adapter, got {lora!r}")
+        fields: dict[str, Any] = {"prompt": prompt, **self._fields(settings)}
+        if raw:
+            fields["raw"] = True
+        if lora is not None:
+            fields["lora"] = lora
+        return fields
 
     # the OpenAI-compatible endpoint
 
