@@ -79,6 +79,8 @@ GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_RESPONSE_FINISH_REASONS = "gen_ai.response.finish_reasons"
 GEN_AI_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
 GEN_AI_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+# The part of the input tokens served from the provider's prompt cache (set only when reported).
+GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS = "gen_ai.usage.cache_read.input_tokens"
 GEN_AI_INPUT_MESSAGES = "gen_ai.input.messages"
 GEN_AI_OUTPUT_MESSAGES = "gen_ai.output.messages"
 GEN_AI_TOOL_NAME = "gen_ai.tool.name"
@@ -279,6 +281,8 @@ class TracingHooks:
             usage = response.usage
             found[GEN_AI_USAGE_INPUT_TOKENS] = usage.prompt_tokens
             found[GEN_AI_USAGE_OUTPUT_TOKENS] = usage.completion_tokens
+            if usage.cached_tokens:
+                found[GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS] = usage.cached_tokens
             if response.finish_reason:
                 found[GEN_AI_RESPONSE_FINISH_REASONS] = [response.finish_reason]
             if response.model_name:
@@ -350,6 +354,8 @@ class TracingHooks:
                 AGENTKIT_RUN_STEPS: run.step,
             }
         )
+        if usage.cached_tokens:
+            span.set_attribute(GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS, usage.cached_tokens)
         if error is not None:
             _fail(span, error)
         span.end()

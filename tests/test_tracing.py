@@ -700,3 +700,25 @@ async def test_a_whole_traced_run_with_retries_shows_no_token(
     found = spans()
     assert sum(attrs(c)["agentkit.request.retries"] for c in named(found, "chat")) == 2
     assert not leaks(span_texts(found)), leaks(span_texts(found))
+
+
+async def test_cached_input_tokens_are_reported_per_request_and_per_run(
+    traced: Callable[..., Instrumentation], spans: Spans
+) -> None:
+    """What the provider served from its prompt cache shows on each chat span and on the run."""
+    first = ModelResponse(
+        tool_calls=[ToolCall(id="c1", name="lookup", arguments={"key": "ab"})],
+        usage=Usage(prompt_tokens=100, completion_tokens=5, total_tokens=105, cached_tokens=0),
+    )
+    second = ModelResponse(
+        text="AB",
+        usage=Usage(prompt_tokens=120, completion_tokens=3, total_tokens=123, cached_tokens=96),
+    )
+    agent = Agent(ScriptedModel([first, second]), [lookup], instrument=traced())
+    result = await agent.run("look up ab")
+    assert result.usage.cached_tokens == 96
+    found = spans()
+    chats = named(found, "chat ")
+    assert "gen_ai.usage.cache_read.input_tokens" not in attrs(chats[0])
+    assert attrs(chats[1])["gen_ai.usage.cache_read.input_tokens"] == 96
+    assert attrs(only(found, "invoke_agent"))["gen_ai.usage.cache_read.input_tokens"] == 96
