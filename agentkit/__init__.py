@@ -68,7 +68,7 @@ if TYPE_CHECKING:
     from .models import OpenAICompatible, RateLimit, WorkersAI
     from .tracing import instrument, uninstrument
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = [
     "Agent",
