@@ -61,12 +61,10 @@ def _run_file(target: str, location: str) -> ModuleType:
     return module
 
 
-def load_agent(target: str) -> Agent[Any]:
-    """The agent named by ``FILE.py:NAME`` or ``package.module:NAME`` (``NAME`` defaults to
-    ``agent``). ``NAME`` may also be a function without arguments that returns the agent.
+def load_target(target: str, what: str) -> Any:
+    """What ``FILE.py:NAME`` or ``package.module:NAME`` names (``NAME`` defaults to ``agent``).
 
-    A file that fails to run is a :class:`ConfigurationError` that shows where: file, line and
-    the line's code (for a syntax error, the caret under the fault).
+    ``what`` completes the error for a missing name: "write FILE.py:NAME with the name of ...".
     """
     location, _, name = target.partition(":")
     name = name or "agent"
@@ -80,9 +78,20 @@ def load_agent(target: str) -> Agent[Any]:
     if not hasattr(module, name):
         raise ConfigurationError(
             f"cannot load {target!r}: {location!r} defines no {name!r}; "
-            "write FILE.py:NAME with the name of your Agent"
+            f"write FILE.py:NAME with the name of {what}"
         )
-    found = getattr(module, name)
+    return getattr(module, name)
+
+
+def load_agent(target: str) -> Agent[Any]:
+    """The agent named by ``FILE.py:NAME`` or ``package.module:NAME`` (``NAME`` defaults to
+    ``agent``). ``NAME`` may also be a function without arguments that returns the agent.
+
+    A file that fails to run is a :class:`ConfigurationError` that shows where: file, line and
+    the line's code (for a syntax error, the caret under the fault).
+    """
+    name = target.partition(":")[2] or "agent"
+    found = load_target(target, "your Agent")
     if not isinstance(found, Agent) and callable(found):
         try:
             found = found()

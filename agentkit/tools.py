@@ -327,6 +327,28 @@ class Tool:
 
     # --- validation ----------------------------------------------------------------------------
 
+    def _as_mapping(self, arguments: Mapping[str, Any] | str | None) -> Mapping[str, Any]:
+        """The model's arguments as a mapping: ``None`` is ``{}``, text is parsed as JSON (or a
+        Python literal); anything else is a :class:`~agentkit.errors.ToolArgumentsError`."""
+        if arguments is None:
+            return {}
+        if isinstance(arguments, str):
+            return self._parse_text(arguments)
+        if isinstance(arguments, Mapping):
+            return arguments
+        kind = type(arguments).__name__
+        raise arguments_error(
+            self.name,
+            [
+                make_error(
+                    "arguments",
+                    "a JSON object",
+                    kind,
+                    f"arguments: expected a JSON object, got {kind}",
+                )
+            ],
+        )
+
     def validate(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
         """Check the model's arguments and return them converted, keyed by parameter name.
 
@@ -338,24 +360,7 @@ class Tool:
         also handles positional-only and ``*args`` parameters.
         """
         schema = self._schema
-        if arguments is None:
-            data: Mapping[str, Any] = {}
-        elif isinstance(arguments, str):
-            data = self._parse_text(arguments)
-        elif isinstance(arguments, Mapping):
-            data = arguments
-        else:
-            raise arguments_error(
-                self.name,
-                [
-                    make_error(
-                        "arguments",
-                        "a JSON object",
-                        type(arguments).__name__,
-                        f"arguments: expected a JSON object, got {type(arguments).__name__}",
-                    )
-                ],
-            )
+        data = self._as_mapping(arguments)
 
         unknown = [k for k in data if k not in schema.allowed]
         if not unknown:

@@ -7,7 +7,6 @@ import argparse
 import asyncio
 import contextlib
 import copy
-import importlib
 import os
 import shlex
 import sys
@@ -125,24 +124,10 @@ async def agent_with_servers(
 def _load_target(target: str) -> Any:
     """What ``FILE.py:NAME`` or ``package.module:NAME`` names (``NAME`` defaults to ``agent``);
     what the code prints while loading goes to stderr, since stdout carries the protocol."""
-    from .._load import _failed, _run_file
+    from .._load import load_target
 
-    location, _, name = target.partition(":")
-    name = name or "agent"
     with contextlib.redirect_stdout(sys.stderr):
-        if location.endswith(".py") or os.sep in location or "/" in location:
-            module = _run_file(target, location)
-        else:
-            try:
-                module = importlib.import_module(location)
-            except Exception as exc:
-                raise _failed(target, f"importing {location!r}", exc) from exc
-    if not hasattr(module, name):
-        raise ConfigurationError(
-            f"cannot load {target!r}: {location!r} defines no {name!r}; write FILE.py:NAME with "
-            "the name of an Agent or a list of tools"
-        )
-    return getattr(module, name)
+        return load_target(target, "an Agent or a list of tools")
 
 
 def add_serve_command(subparsers: Any) -> None:

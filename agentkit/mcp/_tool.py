@@ -115,24 +115,7 @@ class MCPTool(Tool):
     def validate(self, arguments: Mapping[str, Any] | str | None) -> dict[str, Any]:
         """Check the model's arguments: small fixes first (``"3"`` for 3, JSON text for an
         object, ``null`` for an optional argument), then the server's own schema."""
-        if arguments is None:
-            data: Mapping[str, Any] = {}
-        elif isinstance(arguments, str):
-            data = self._parse_text(arguments)
-        elif isinstance(arguments, Mapping):
-            data = arguments
-        else:
-            raise arguments_error(
-                self.name,
-                [
-                    make_error(
-                        "arguments",
-                        "a JSON object",
-                        type(arguments).__name__,
-                        f"arguments: expected a JSON object, got {type(arguments).__name__}",
-                    )
-                ],
-            )
+        data = self._as_mapping(arguments)
         props: dict[str, Any] = self.parameters["properties"]
         allowed = ", ".join(props) or "(none: call it with {})"
         problems: list[dict[str, Any]] = []
